@@ -1,0 +1,145 @@
+package redrive
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ackFlushAttempts bounds how often a failed ack batch is sent again. An ack
+// that never reaches Redis is not lost work: the entry stays pending and is
+// delivered again (at-least-once).
+const ackFlushAttempts = 5
+
+type ackRequest struct {
+	stream string
+	id     string
+}
+
+// acker sends acks in batches: an ack waits up to AckFlushInterval for
+// others to share its round trip, or goes at once when AckBatchSize are
+// waiting. One XACK per stream per batch, all in one pipeline.
+type acker struct {
+	sub     *subscription
+	in      chan ackRequest
+	done    chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+}
+
+func newAcker(s *subscription) *acker {
+	return &acker{
+		sub:     s,
+		in:      make(chan ackRequest, s.config().AckBatchSize),
+		done:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+}
+
+func (a *acker) start() { go a.run() }
+
+// add queues an ack. It blocks only while a full batch is being sent.
+func (a *acker) add(stream, id string) {
+	a.in <- ackRequest{stream: stream, id: id}
+}
+
+// stop flushes every queued ack and stops. Callers must not add after stop.
+func (a *acker) stop() {
+	a.once.Do(func() { close(a.done) })
+	<-a.stopped
+}
+
+func (a *acker) run() {
+	defer close(a.stopped)
+	c := a.sub.config()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		var batch []ackRequest
+		select {
+		case r := <-a.in:
+			batch = append(batch, r)
+		case <-a.done:
+			a.drainAndFlush(nil)
+			return
+		}
+		timer.Reset(c.AckFlushInterval)
+	collect:
+		for len(batch) < c.AckBatchSize {
+			select {
+			case r := <-a.in:
+				batch = append(batch, r)
+			case <-timer.C:
+				break collect
+			case <-a.done:
+				a.drainAndFlush(batch)
+				return
+			}
+		}
+		timer.Stop()
+		a.flush(batch)
+	}
+}
+
+func (a *acker) drainAndFlush(batch []ackRequest) {
+	for {
+		select {
+		case r := <-a.in:
+			batch = append(batch, r)
+		default:
+			a.flush(batch)
+			return
+		}
+	}
+}
+
+func (a *acker) flush(batch []ackRequest) {
+	if len(batch) == 0 {
+		return
+	}
+	s := a.sub
+	byStream := map[string][]string{}
+	for _, r := range batch {
+		byStream[r.stream] = append(byStream[r.stream], r.id)
+	}
+	failures := newErrorLog(s.logger, "Acking messages failed; they will be delivered again if this persists")
+	backoff := readErrorBackoff
+	for attempt := 1; ; attempt++ {
+		err := a.send(byStream)
+		if err == nil {
+			failures.succeeded()
+			return
+		}
+		failures.failed(err)
+		if attempt == ackFlushAttempts {
+			return
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, readErrorBackoffMax)
+	}
+}
+
+func (a *acker) send(byStream map[string][]string) error {
+	s := a.sub
+	ctx := context.Background()
+	pipe := s.client.Pipeline()
+	for stream, ids := range byStream {
+		if s.deleteFlag(stream) == "1" {
+			args := make([]interface{}, 0, len(ids)+1)
+			args = append(args, s.group)
+			for _, id := range ids {
+				args = append(args, id)
+			}
+			ackDeleteScript.Run(ctx, pipe, []string{stream}, args...)
+			continue
+		}
+		pipe.XAck(ctx, stream, s.group, ids...)
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil && err != redis.Nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+package redrive
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/startstop"
+	"github.com/redrive-go/redrive/internal/testsignal"
+)
+
+// claimer is the service that takes over entries other consumers of the
+// group left pending for MaxIdleTime (they died), every ClaimInterval, in
+// batches of up to ClaimBatchSize and never more than the free in-flight
+// slots. Entries delivered MaxDeliveries times go to the poison stream
+// instead: their handler probably kills the process.
+type claimer struct {
+	startstop.Base
+	sub *subscription
+
+	TestSignals claimerTestSignals
+}
+
+type claimerTestSignals struct {
+	// Claimed carries the number of entries claimed by each pass that claimed any.
+	Claimed testsignal.Signal[int]
+	// Poisoned carries the ID of each entry poisoned for too many deliveries.
+	Poisoned testsignal.Signal[string]
+	// Pass is sent after every pass.
+	Pass testsignal.Signal[struct{}]
+}
+
+func newClaimer(s *subscription) *claimer { return &claimer{sub: s} }
+
+func (c *claimer) Start(ctx context.Context) error {
+	ctx, shouldStart, stopped := c.StartInit(ctx)
+	if !shouldStart {
+		return nil
+	}
+	go func() {
+		defer close(stopped)
+		failures := newErrorLog(c.sub.logger, "Claiming idle pending entries failed")
+		ticker := time.NewTicker(c.sub.config().ClaimInterval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+			if err := c.claimOnce(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				failures.failed(err)
+			} else {
+				failures.succeeded()
+			}
+			c.TestSignals.Pass.Signal(struct{}{})
+		}
+	}()
+	return nil
+}
+
+// claimOnce runs one pass over the subscription's streams.
+func (c *claimer) claimOnce(ctx context.Context) error {
+	s := c.sub
+	cfg := s.config()
+	for _, stream := range s.streams() {
+		n := s.tryAcquireSlots(int(cfg.ClaimBatchSize))
+		if n == 0 {
+			return nil // busy: other consumers can claim
+		}
+		claimed, exceeded, err := c.claim(ctx, stream, n)
+		if err != nil {
+			s.releaseSlots(n)
+			return err
+		}
+		s.releaseSlots(n - len(claimed))
+		for _, entry := range claimed {
+			s.accept(stream, entry)
+		}
+		if len(claimed) > 0 {
+			s.logger.Info("Claimed entries of idle consumers", watermill.LogFields{"stream": stream, "count": len(claimed)})
+			c.TestSignals.Claimed.Signal(len(claimed))
+		}
+		for _, e := range exceeded {
+			reason := fmt.Sprintf("%s (%d)", ReasonExceededMaxDeliveries, e.deliveries)
+			fields := s.poisonEntryFields(stream, e.id, e.values, reason)
+			if err := s.writePoison(ctx, stream, e.id, s.poisonTopic, fields); err != nil {
+				return err
+			}
+			s.logger.Error("Moved an entry delivered too many times to the poison stream", nil,
+				watermill.LogFields{"stream": stream, "entry_id": e.id, "deliveries": e.deliveries})
+			c.TestSignals.Poisoned.Signal(e.id)
+		}
+	}
+	return nil
+}
+
+type exceededEntry struct {
+	id         string
+	deliveries int64
+	values     map[string]interface{}
+}
+
+func (c *claimer) claim(ctx context.Context, stream string, count int) ([]redis.XMessage, []exceededEntry, error) {
+	s := c.sub
+	cfg := s.config()
+	res, err := claimScript.Run(ctx, s.client, []string{stream},
+		s.group, cfg.Consumer, cfg.MaxIdleTime.Milliseconds(), count, cfg.maxDeliveries(),
+	).Slice()
+	if err != nil {
+		return nil, nil, fmt.Errorf("claim idle entries of %q: %w", stream, err)
+	}
+	if len(res) != 3 {
+		return nil, nil, fmt.Errorf("claim idle entries of %q: unexpected reply %v", stream, res)
+	}
+	claimedRaw, _ := res[0].([]interface{})
+	claimed := make([]redis.XMessage, 0, len(claimedRaw))
+	for _, raw := range claimedRaw {
+		id, values, err := parseEntry(raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("claim idle entries of %q: %w", stream, err)
+		}
+		claimed = append(claimed, redis.XMessage{ID: id, Values: values})
+	}
+	exceededRaw, _ := res[1].([]interface{})
+	exceeded := make([]exceededEntry, 0, len(exceededRaw))
+	for _, raw := range exceededRaw {
+		parts, ok := raw.([]interface{})
+		if !ok || len(parts) != 3 {
+			return nil, nil, fmt.Errorf("claim idle entries of %q: unexpected entry %v", stream, raw)
+		}
+		id, _ := parts[0].(string)
+		deliveries, _ := parts[1].(int64)
+		values, err := parseFields(parts[2])
+		if err != nil {
+			return nil, nil, fmt.Errorf("claim idle entries of %q: %w", stream, err)
+		}
+		exceeded = append(exceeded, exceededEntry{id: id, deliveries: deliveries, values: values})
+	}
+	return claimed, exceeded, nil
+}
+
+// parseEntry reads one stream entry from a script reply: {id, {field, value, …}}.
+func parseEntry(raw interface{}) (string, map[string]interface{}, error) {
+	parts, ok := raw.([]interface{})
+	if !ok || len(parts) != 2 {
+		return "", nil, fmt.Errorf("unexpected entry %v", raw)
+	}
+	id, ok := parts[0].(string)
+	if !ok {
+		return "", nil, fmt.Errorf("unexpected entry ID %v", parts[0])
+	}
+	values, err := parseFields(parts[1])
+	return id, values, err
+}
+
+func parseFields(raw interface{}) (map[string]interface{}, error) {
+	if raw == nil {
+		return map[string]interface{}{}, nil
+	}
+	list, ok := raw.([]interface{})
+	if !ok || len(list)%2 != 0 {
+		return nil, fmt.Errorf("unexpected entry fields %v", raw)
+	}
+	values := make(map[string]interface{}, len(list)/2)
+	for i := 0; i < len(list); i += 2 {
+		k, ok := list[i].(string)
+		if !ok {
+			return nil, fmt.Errorf("unexpected field name %v", list[i])
+		}
+		values[k] = list[i+1]
+	}
+	return values, nil
+}

@@ -1,0 +1,216 @@
+package redrive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/startstop"
+	"github.com/redrive-go/redrive/internal/testsignal"
+)
+
+// DelayedMover defaults.
+const (
+	// DefaultMoverErrorBackoff is the first pause after a failed move; it
+	// doubles up to DefaultMoverMaxErrorBackoff.
+	DefaultMoverErrorBackoff    = 50 * time.Millisecond
+	DefaultMoverMaxErrorBackoff = 5 * time.Second
+)
+
+// DelayedMoverConfig configures a DelayedMover.
+type DelayedMoverConfig struct {
+	// Client is the Redis client. Required.
+	Client redis.UniversalClient
+	// Delayed is the sorted set of delayed messages, such as
+	// KeysFor(topic).Delayed. Required.
+	Delayed string
+	// Stream is the stream due messages go to, such as KeysFor(topic).Stream.
+	// It must hash to the same Redis Cluster slot as Delayed. Required.
+	Stream string
+	// PollInterval is the longest the mover sleeps. It bounds how late a
+	// message scheduled by another process can be. Default
+	// DefaultDelayedPollInterval.
+	PollInterval time.Duration
+	// BatchSize is the most messages moved per call. Default
+	// DefaultDelayedBatchSize.
+	BatchSize int64
+	// Maxlen caps Stream (XADD MAXLEN ~ n). 0 means no cap.
+	Maxlen int64
+}
+
+func (c *DelayedMoverConfig) setDefaults() {
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultDelayedPollInterval
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultDelayedBatchSize
+	}
+}
+
+// Validate reports the first invalid field.
+func (c *DelayedMoverConfig) Validate() error {
+	switch {
+	case c.Client == nil:
+		return errors.New("redrive: DelayedMoverConfig.Client is nil")
+	case c.Delayed == "":
+		return errors.New("redrive: DelayedMoverConfig.Delayed is empty")
+	case c.Stream == "":
+		return errors.New("redrive: DelayedMoverConfig.Stream is empty")
+	case c.PollInterval < 0:
+		return fmt.Errorf("redrive: DelayedMoverConfig.PollInterval is %s, must be positive", c.PollInterval)
+	case c.BatchSize < 1:
+		return fmt.Errorf("redrive: DelayedMoverConfig.BatchSize is %d, must be at least 1", c.BatchSize)
+	case c.Maxlen < 0:
+		return fmt.Errorf("redrive: DelayedMoverConfig.Maxlen is %d, must be 0 (no cap) or more", c.Maxlen)
+	}
+	if _, isCluster := c.Client.(*redis.ClusterClient); isCluster && HashSlot(c.Delayed) != HashSlot(c.Stream) {
+		return fmt.Errorf("redrive: DelayedMoverConfig: Delayed %q and Stream %q are in different cluster slots", c.Delayed, c.Stream)
+	}
+	return nil
+}
+
+// DelayedMover is the service that moves due delayed messages from a sorted
+// set into their stream. It sleeps until the next due time, wakes early when
+// this process schedules an earlier message, and otherwise polls every
+// PollInterval. Any number of movers may run on the same set, in one process
+// or many: each message enters the stream exactly once.
+//
+// Subscribers run movers for their topic by themselves; run one directly when
+// no redrive subscriber reads the stream.
+type DelayedMover struct {
+	startstop.Base
+
+	config DelayedMoverConfig
+	logger watermill.LoggerAdapter
+
+	// TestSignals lets tests wait for the mover's work.
+	TestSignals DelayedMoverTestSignals
+}
+
+// DelayedMoverTestSignals are sent by the mover when tests asked for them.
+type DelayedMoverTestSignals struct {
+	// Moved carries the number of messages moved by each call that moved any.
+	Moved testsignal.Signal[int]
+	// Polled is sent after every call.
+	Polled testsignal.Signal[struct{}]
+}
+
+// NewDelayedMover creates a mover. Start runs it.
+func NewDelayedMover(config DelayedMoverConfig, logger watermill.LoggerAdapter) (*DelayedMover, error) {
+	config.setDefaults()
+	if err := config.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	return &DelayedMover{
+		config: config,
+		logger: logger.With(watermill.LogFields{"service": "delayed_mover", "delayed": config.Delayed, "stream": config.Stream}),
+	}, nil
+}
+
+// Start runs the mover until ctx ends or Stop is called.
+func (m *DelayedMover) Start(ctx context.Context) error {
+	ctx, shouldStart, stopped := m.StartInit(ctx)
+	if !shouldStart {
+		return nil
+	}
+	wake := processWakeups.listen(m.config.Delayed)
+	go func() {
+		defer close(stopped)
+		defer processWakeups.forget(m.config.Delayed, wake)
+		m.run(ctx, wake)
+	}()
+	return nil
+}
+
+func (m *DelayedMover) run(ctx context.Context, wake chan time.Time) {
+	var errorBackoff time.Duration
+	failures := newErrorLog(m.logger, "Moving delayed messages failed")
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		moved, next, err := m.MoveDue(ctx, time.Now())
+		m.TestSignals.Polled.Signal(struct{}{})
+		if moved > 0 {
+			m.TestSignals.Moved.Signal(moved)
+		}
+		var sleep time.Duration
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			failures.failed(err)
+			errorBackoff = min(max(2*errorBackoff, DefaultMoverErrorBackoff), DefaultMoverMaxErrorBackoff)
+			sleep = errorBackoff
+		case int64(moved) == m.config.BatchSize:
+			failures.succeeded()
+			errorBackoff = 0 // more are due right now
+		default:
+			failures.succeeded()
+			errorBackoff = 0
+			sleep = m.config.PollInterval
+			if !next.IsZero() {
+				sleep = min(sleep, time.Until(next))
+			}
+		}
+		if !m.sleep(ctx, wake, timer, max(sleep, 0)) {
+			return
+		}
+	}
+}
+
+// sleep waits for d, or less when this process schedules a message due
+// earlier. It returns false when ctx ends.
+func (m *DelayedMover) sleep(ctx context.Context, wake chan time.Time, timer *time.Timer, d time.Duration) bool {
+	wakeAt := time.Now().Add(d)
+	timer.Reset(d)
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case due := <-wake:
+			if due.Before(wakeAt) {
+				wakeAt = due
+				timer.Reset(max(time.Until(due), 0))
+			}
+		}
+	}
+}
+
+// MoveDue moves messages due at now into the stream, at most BatchSize. It
+// returns how many moved and when the next waiting message is due (zero when
+// none waits). Tests and tools call it directly; the running service calls it
+// in its loop.
+func (m *DelayedMover) MoveDue(ctx context.Context, now time.Time) (moved int, next time.Time, err error) {
+	return moveDue(ctx, m.config.Client, m.config.Delayed, m.config.Stream, now, m.config.BatchSize, m.config.Maxlen)
+}
+
+func moveDue(ctx context.Context, client redis.Scripter, delayed, stream string, now time.Time, batch, maxlen int64) (int, time.Time, error) {
+	res, err := moveDueScript.Run(ctx, client, []string{delayed, stream}, now.UnixMilli(), batch, maxlen).Slice()
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("move due messages from %q to %q: %w", delayed, stream, err)
+	}
+	if len(res) != 2 {
+		return 0, time.Time{}, fmt.Errorf("move due messages from %q: unexpected reply %v", delayed, res)
+	}
+	moved, _ := res[0].(int64)
+	var next time.Time
+	if s, ok := res[1].(string); ok {
+		ms, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return int(moved), time.Time{}, fmt.Errorf("move due messages from %q: bad next score %q", delayed, s)
+		}
+		next = time.UnixMilli(int64(ms))
+	}
+	return int(moved), next, nil
+}

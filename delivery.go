@@ -1,0 +1,106 @@
+package redrive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// ErrNoConsumerGroup is returned by Delivery.Requeue for a message read by a
+// fan-out subscriber: without a group there is no private retry stream.
+var ErrNoConsumerGroup = errors.New("redrive: message was read without a consumer group")
+
+type deliveryContextKey struct{}
+
+// Delivery tells where a message read by a redrive Subscriber came from, and
+// settles it atomically in Redis: Requeue schedules a retry and Poison moves
+// it to a poison stream, each in the same step as its ack. The retry
+// middleware uses it; applications rarely need it.
+type Delivery struct {
+	// Topic is the topic subscribed to.
+	Topic string
+	// Stream is the stream the entry was read from: the topic's stream, or the
+	// group's private retry stream.
+	Stream string
+	// EntryID is the stream entry ID.
+	EntryID string
+	// ConsumerGroup is the group, empty for fan-out.
+	ConsumerGroup string
+	// Consumer is the consumer that read it.
+	Consumer string
+
+	entry *pendingEntry
+}
+
+// pendingEntry is one stream entry held by a subscription, across
+// redeliveries after nacks.
+type pendingEntry struct {
+	sub    *subscription
+	stream string
+	id     string
+	// settled is set once the entry was acked in Redis by Requeue or Poison,
+	// so the subscriber's own ack is not needed.
+	settled atomic.Bool
+}
+
+// DeliveryOf returns the Delivery of a message read by a redrive Subscriber,
+// found in the message's context.
+func DeliveryOf(msg *message.Message) (*Delivery, bool) {
+	d, ok := msg.Context().Value(deliveryContextKey{}).(*Delivery)
+	return d, ok
+}
+
+// Requeue acks this delivery and schedules msg (with whatever metadata the
+// caller set on it) to be delivered again at dueAt, to this consumer group
+// only, in one atomic step. After it returns nil, acking or nacking the
+// message changes nothing in Redis.
+func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time.Time) error {
+	s := d.entry.sub
+	if s.group == "" {
+		return ErrNoConsumerGroup
+	}
+	fields, err := s.sub.config.Marshaller.Marshal(s.topic, msg)
+	if err != nil {
+		return fmt.Errorf("redrive: requeue message %s: marshal: %w", msg.UUID, err)
+	}
+	_, member, err := encodeDelayedMember(fields)
+	if err != nil {
+		return fmt.Errorf("redrive: requeue message %s: %w", msg.UUID, err)
+	}
+	delayedKey := s.keys.GroupRetryDelayed(s.group)
+	scheduled, err := requeueScript.Run(ctx, s.sub.config.Client,
+		[]string{d.Stream, delayedKey},
+		s.group, d.EntryID, s.deleteFlag(d.Stream), scoreOf(dueAt), member,
+	).Int()
+	if err != nil {
+		return fmt.Errorf("redrive: requeue message %s from %q: %w", msg.UUID, d.Stream, err)
+	}
+	d.entry.settled.Store(true)
+	if scheduled == 1 {
+		processWakeups.notify(delayedKey, dueAt)
+	} else {
+		s.logger.Info("Not requeued: the entry was already settled by another consumer", s.entryFields(d.Stream, d.EntryID))
+	}
+	return nil
+}
+
+// Poison acks this delivery and adds msg to the stream poisonTopic. Where
+// both streams are in one Redis Cluster slot (or the client is not a cluster
+// client) it is one atomic step; otherwise the poison entry is written first,
+// so a crash in between can duplicate it but never lose it.
+func (d *Delivery) Poison(ctx context.Context, msg *message.Message, poisonTopic string) error {
+	s := d.entry.sub
+	fields, err := s.sub.config.Marshaller.Marshal(poisonTopic, msg)
+	if err != nil {
+		return fmt.Errorf("redrive: poison message %s: marshal: %w", msg.UUID, err)
+	}
+	if err := s.writePoison(ctx, d.Stream, d.EntryID, poisonTopic, fields); err != nil {
+		return fmt.Errorf("redrive: poison message %s: %w", msg.UUID, err)
+	}
+	d.entry.settled.Store(true)
+	return nil
+}

@@ -1,0 +1,105 @@
+package redrive
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/redrive-go/redrive/internal/startstop"
+	"github.com/redrive-go/redrive/internal/testsignal"
+)
+
+// minKeeperInterval keeps a tiny MaxIdleTime from turning the keeper into a
+// busy loop.
+const minKeeperInterval = 10 * time.Millisecond
+
+// inflightKeeper is the service that keeps this consumer's in-flight entries
+// fresh (idle time 0) every MaxIdleTime/3, so a handler slower than
+// MaxIdleTime keeps its message and no other consumer claims it and runs it
+// a second time. At shutdown it releases what was not settled, so other
+// consumers claim it at their next pass instead of after MaxIdleTime.
+type inflightKeeper struct {
+	startstop.Base
+	sub *subscription
+
+	TestSignals inflightKeeperTestSignals
+}
+
+type inflightKeeperTestSignals struct {
+	// Refreshed carries the number of entries refreshed by each pass.
+	Refreshed testsignal.Signal[int]
+}
+
+func newInflightKeeper(s *subscription) *inflightKeeper { return &inflightKeeper{sub: s} }
+
+func (k *inflightKeeper) Start(ctx context.Context) error {
+	ctx, shouldStart, stopped := k.StartInit(ctx)
+	if !shouldStart {
+		return nil
+	}
+	go func() {
+		defer close(stopped)
+		failures := newErrorLog(k.sub.logger, "Refreshing in-flight entries failed")
+		ticker := time.NewTicker(max(k.sub.config().MaxIdleTime/3, minKeeperInterval))
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+			n, err := k.setIdle(ctx, 0)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				failures.failed(err)
+				continue
+			}
+			failures.succeeded()
+			k.TestSignals.Refreshed.Signal(n)
+		}
+	}()
+	return nil
+}
+
+// releaseAll marks every entry still held as idle for MaxIdleTime, so the
+// claimers of other consumers take it at once.
+func (k *inflightKeeper) releaseAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := k.setIdle(ctx, k.sub.config().MaxIdleTime)
+	if err != nil {
+		k.sub.logger.Error("Could not release unsettled entries; others claim them after MaxIdleTime", err, nil)
+		return
+	}
+	if n > 0 {
+		k.sub.logger.Info("Released unsettled entries to other consumers", watermill.LogFields{"count": n})
+	}
+}
+
+func (k *inflightKeeper) setIdle(ctx context.Context, idle time.Duration) (int, error) {
+	s := k.sub
+	total := 0
+	for stream, ids := range s.inflightIDs() {
+		if len(ids) == 0 {
+			continue
+		}
+		args := make([]interface{}, 0, len(ids)+3)
+		args = append(args, s.group, s.config().Consumer, idle.Milliseconds())
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		lost, err := refreshInflightScript.Run(ctx, s.client, []string{stream}, args...).StringSlice()
+		if err != nil {
+			return total, fmt.Errorf("set idle time of in-flight entries of %q: %w", stream, err)
+		}
+		total += len(ids) - len(lost)
+		if len(lost) > 0 && idle == 0 {
+			s.logger.Info("In-flight entries were taken by another consumer or settled meanwhile", watermill.LogFields{"stream": stream, "count": len(lost)})
+		}
+	}
+	return total, nil
+}

@@ -1,0 +1,39 @@
+-- move_due moves delayed messages whose due time has come into their stream.
+-- Many processes may run it at once: each member is removed in the same atomic
+-- step that adds it to the stream, so it enters the stream exactly once.
+--
+-- KEYS[1]  delayed sorted set (score = due time, Unix milliseconds)
+-- KEYS[2]  target stream
+-- ARGV[1]  now, Unix milliseconds (the caller's clock, the one due times use)
+-- ARGV[2]  most members to move in this call
+-- ARGV[3]  approximate MAXLEN for the stream; 0 means no trimming
+--
+-- Returns {moved, next}: how many members moved, and the score of the earliest
+-- member still waiting as a string, or false when the set is empty.
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local maxlen = tonumber(ARGV[3])
+for _, member in ipairs(due) do
+  local ok, decoded = pcall(cmsgpack.unpack, member)
+  local fields
+  if ok and type(decoded) == 'table' and #decoded >= 3 and #decoded % 2 == 1 then
+    fields = {}
+    for i = 2, #decoded do
+      fields[#fields + 1] = tostring(decoded[i])
+    end
+  else
+    -- A member nobody can decode must not block the set forever: it goes to the
+    -- stream as a raw field, where the subscriber moves it to the poison stream.
+    fields = {'redrive_corrupt_delayed', member}
+  end
+  if maxlen > 0 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  else
+    redis.call('XADD', KEYS[2], '*', unpack(fields))
+  end
+  redis.call('ZREM', KEYS[1], member)
+end
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #head == 0 then
+  return {#due, false}
+end
+return {#due, head[2]}

@@ -1,0 +1,131 @@
+package redrive
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/redis/go-redis/v9"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Metadata the subscriber adds to the entries it poisons, besides Watermill's
+// PoisonQueue keys (reason_poisoned, topic_poisoned, handler_poisoned,
+// subscriber_poisoned), which components/requeuer relies on.
+const (
+	// MetadataPoisonedSourceStream is the stream the entry was read from.
+	MetadataPoisonedSourceStream = "redrive_source_stream"
+	// MetadataPoisonedSourceID is the entry's ID in that stream.
+	MetadataPoisonedSourceID = "redrive_source_id"
+	// MetadataPoisonedAt is when it was poisoned (RFC 3339, UTC).
+	MetadataPoisonedAt = "redrive_poisoned_at"
+	// MetadataPoisonedConsumerGroup is the group that could not deliver it.
+	MetadataPoisonedConsumerGroup = "redrive_consumer_group"
+
+	// RawFieldsField holds, for an entry that could not be decoded, all its
+	// original fields (msgpack map), next to a fresh, decodable message.
+	RawFieldsField = "redrive_raw_fields"
+)
+
+// Reasons the subscriber gives in reason_poisoned.
+const (
+	ReasonUndecodable           = "undecodable entry"
+	ReasonExceededMaxDeliveries = "exceeded max deliveries"
+)
+
+// poisonMetadata is the metadata of an entry the subscriber poisons.
+func (s *subscription) poisonMetadata(stream, id, reason string) map[string]string {
+	return map[string]string{
+		middleware.ReasonForPoisonedKey:  reason,
+		middleware.PoisonedTopicKey:      s.topic,
+		middleware.PoisonedHandlerKey:    "",
+		middleware.PoisonedSubscriberKey: s.group,
+		MetadataPoisonedSourceStream:     stream,
+		MetadataPoisonedSourceID:         id,
+		MetadataPoisonedConsumerGroup:    s.group,
+		MetadataPoisonedAt:               time.Now().UTC().Format(time.RFC3339Nano),
+	}
+}
+
+// poisonEntryFields builds the poison entry for a stream entry: the decoded
+// message with poison metadata when it decodes, else a fresh message that
+// carries the original payload (when there is one) and every raw field.
+func (s *subscription) poisonEntryFields(stream, id string, values map[string]interface{}, reason string) map[string]interface{} {
+	md := s.poisonMetadata(stream, id, reason)
+	if msg, err := decodeEntry(s.config().Unmarshaller, id, values); err == nil {
+		for k, v := range md {
+			msg.Metadata.Set(k, v)
+		}
+		if fields, err := s.config().Marshaller.Marshal(s.poisonTopic, msg); err == nil {
+			return fields
+		}
+	}
+	uuid, _ := values[UUIDHeaderKey].(string)
+	if uuid == "" {
+		uuid = id
+	}
+	payload, _ := values[payloadField].(string)
+	encodedMD, _ := msgpack.Marshal(md)
+	raw, _ := msgpack.Marshal(values)
+	return map[string]interface{}{
+		UUIDHeaderKey:  uuid,
+		payloadField:   payload,
+		metadataField:  encodedMD,
+		RawFieldsField: raw,
+	}
+}
+
+func (s *subscription) poisonUndecodable(stream string, entry redis.XMessage, cause error) {
+	fields := watermill.LogFields{"stream": stream, "entry_id": entry.ID, "reason": cause.Error()}
+	if s.group == "" {
+		// A fan-out reader owns nothing and acks nothing: every other reader
+		// sees the same entry, so it only skips it.
+		s.logger.Error("Skipping an entry that cannot be decoded", cause, fields)
+		return
+	}
+	s.logger.Error("Moving an entry that cannot be decoded to the poison stream", cause, fields)
+	poison := s.poisonEntryFields(stream, entry.ID, entry.Values, ReasonUndecodable+": "+cause.Error())
+	if err := s.writePoison(s.ctx, stream, entry.ID, s.poisonTopic, poison); err != nil {
+		// Still pending and not refreshed: after MaxIdleTime the claimer
+		// takes it and poisons it again. Never lost.
+		s.logger.Error("Could not poison the entry; it stays pending", err, fields)
+	}
+}
+
+// writePoison adds fields to poisonStream and acks the entry. Where the two
+// streams may be used in one script it is atomic; across cluster slots the
+// poison entry is written first, so a crash duplicates rather than loses.
+func (s *subscription) writePoison(ctx context.Context, stream, id, poisonStream string, fields map[string]interface{}) error {
+	if s.group == "" {
+		if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: poisonStream, Values: fields}).Err(); err != nil {
+			return fmt.Errorf("add to poison stream %q: %w", poisonStream, err)
+		}
+		return nil
+	}
+	if !isCluster(s.client) || HashSlot(stream) == HashSlot(poisonStream) {
+		args := []interface{}{s.group, id, s.deleteFlag(stream), 0}
+		for k, v := range fields {
+			args = append(args, k, v)
+		}
+		err := poisonScript.Run(ctx, s.client, []string{stream, poisonStream}, args...).Err()
+		if err != nil && err != redis.Nil {
+			return fmt.Errorf("move entry %s of %q to poison stream %q: %w", id, stream, poisonStream, err)
+		}
+		return nil
+	}
+	if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: poisonStream, Values: fields}).Err(); err != nil {
+		return fmt.Errorf("add to poison stream %q: %w", poisonStream, err)
+	}
+	var err error
+	if s.deleteFlag(stream) == "1" {
+		err = ackDeleteScript.Run(ctx, s.client, []string{stream}, s.group, id).Err()
+	} else {
+		err = s.client.XAck(ctx, stream, s.group, id).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("ack poisoned entry %s of %q: %w", id, stream, err)
+	}
+	return nil
+}

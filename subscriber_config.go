@@ -1,0 +1,291 @@
+package redrive
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/redis/go-redis/v9"
+)
+
+// NoSleep can be set to SubscriberConfig.NackResendSleep to redeliver a
+// nacked message at once.
+const NoSleep time.Duration = -1
+
+// Subscriber defaults. The names and values of those shared with
+// watermill-redisstream are the same.
+const (
+	DefaultBlockTime              = 100 * time.Millisecond
+	DefaultClaimInterval          = 5 * time.Second
+	DefaultClaimBatchSize         = int64(100)
+	DefaultMaxIdleTime            = 60 * time.Second
+	DefaultCheckConsumersInterval = 300 * time.Second
+	DefaultConsumerTimeout        = 600 * time.Second
+
+	// DefaultNackResendSleep spaces redeliveries of a nacked message. Other
+	// messages keep flowing meanwhile.
+	DefaultNackResendSleep = 100 * time.Millisecond
+	// DefaultReadBatchSize is the COUNT of one XREADGROUP.
+	DefaultReadBatchSize = int64(100)
+	// DefaultMaxInFlight is how many messages of one subscription may be
+	// delivered and not yet acked or nacked.
+	DefaultMaxInFlight = 256
+	// DefaultAckBatchSize is the most acks sent in one XACK.
+	DefaultAckBatchSize = 256
+	// DefaultAckFlushInterval is how long an ack may wait for others to share
+	// its round trip.
+	DefaultAckFlushInterval = 2 * time.Millisecond
+	// DefaultMaxDeliveries is how many times a message may be delivered
+	// without being acked or nacked before it goes to the poison stream.
+	DefaultMaxDeliveries = int64(10)
+	// DefaultCloseTimeout bounds how long Close waits for in-flight messages.
+	DefaultCloseTimeout = 10 * time.Second
+	// DefaultDelayedPollInterval bounds how late a delayed message scheduled
+	// by another process can be, and is the cost of an idle topic: one cheap
+	// script call per interval.
+	DefaultDelayedPollInterval = 100 * time.Millisecond
+	// DefaultDelayedBatchSize is the most delayed messages moved per call.
+	DefaultDelayedBatchSize = int64(500)
+)
+
+// SubscriberConfig configures a Subscriber. Fields shared with
+// watermill-redisstream's SubscriberConfig have the same names and meanings.
+type SubscriberConfig struct {
+	// Client is the Redis client: *redis.Client, *redis.ClusterClient or a
+	// Sentinel failover client. Required. Close never closes it.
+	Client redis.UniversalClient
+
+	// Unmarshaller turns stream entries into messages. Default:
+	// DefaultMarshallerUnmarshaller.
+	Unmarshaller Unmarshaller
+	// Marshaller writes retries and poison entries. Default: Unmarshaller when
+	// it is also a Marshaller, else DefaultMarshallerUnmarshaller.
+	Marshaller Marshaller
+
+	// Consumer names this subscriber in its consumer group. Default: a random
+	// ID. A stable name lets a restarted process finish its own pending
+	// entries at once instead of waiting for MaxIdleTime.
+	Consumer string
+	// ConsumerGroup is the consumer group. Empty means fan-out: every
+	// subscriber receives every message, without acks or retries.
+	ConsumerGroup string
+
+	// NackResendSleep is the pause before a nacked message is delivered again.
+	// Other messages keep flowing meanwhile. NoSleep redelivers at once.
+	// Default DefaultNackResendSleep.
+	NackResendSleep time.Duration
+	// BlockTime is how long one read waits for new entries. It bounds how long
+	// Close waits for the reader. Default DefaultBlockTime.
+	BlockTime time.Duration
+
+	// ClaimInterval is how often pending entries of dead consumers are looked
+	// for. Default DefaultClaimInterval.
+	ClaimInterval time.Duration
+	// ClaimBatchSize is the most entries claimed per interval. Default
+	// DefaultClaimBatchSize.
+	ClaimBatchSize int64
+	// MaxIdleTime is how long an entry stays pending with no sign of life
+	// before another consumer claims it. A consumer refreshes its in-flight
+	// entries every MaxIdleTime/3, so slow handlers keep their messages.
+	// Default DefaultMaxIdleTime.
+	MaxIdleTime time.Duration
+
+	// CheckConsumersInterval is how often idle consumers are removed from the
+	// group. Default DefaultCheckConsumersInterval.
+	CheckConsumersInterval time.Duration
+	// ConsumerTimeout is how long a consumer must be idle to be removed. A
+	// consumer with pending entries is never removed. Default
+	// DefaultConsumerTimeout.
+	ConsumerTimeout time.Duration
+
+	// OldestId is where a new consumer group starts: "0" for the first entry
+	// of the stream, "$" for new entries only. Default "0".
+	OldestId string //nolint:revive // watermill-redisstream's name
+	// FanOutOldestId is where a fan-out subscriber starts. Default "$".
+	FanOutOldestId string //nolint:revive // watermill-redisstream's name
+
+	// ReadBatchSize is the most entries one read returns. Default
+	// DefaultReadBatchSize.
+	ReadBatchSize int64
+	// MaxInFlight is how many messages of one subscription may be out, not yet
+	// acked or nacked. 1 delivers strictly one at a time in stream order (the
+	// next message only after the previous one is acked). Default
+	// DefaultMaxInFlight: higher throughput, and with a Router messages are
+	// handled concurrently, so order is not kept.
+	MaxInFlight int
+	// AckBatchSize is the most acks sent in one round trip. Default
+	// DefaultAckBatchSize.
+	AckBatchSize int
+	// AckFlushInterval is how long an ack may wait for others to share its
+	// round trip. Close flushes waiting acks. Default DefaultAckFlushInterval.
+	AckFlushInterval time.Duration
+
+	// MaxDeliveries is how many times a message may be delivered without being
+	// acked or nacked (its handler crashes the process) before it goes to the
+	// poison stream with reason "exceeded max deliveries". -1 disables the
+	// limit. Default DefaultMaxDeliveries.
+	MaxDeliveries int64
+	// PoisonTopic is the stream that receives entries this subscriber cannot
+	// deliver. Default: the topic's own poison stream, KeysFor(topic).Poison.
+	PoisonTopic string
+
+	// CloseTimeout bounds how long Close waits for in-flight messages to be
+	// acked or nacked. Default DefaultCloseTimeout.
+	CloseTimeout time.Duration
+
+	// DelayedPollInterval is the longest the delayed-message mover sleeps.
+	// Default DefaultDelayedPollInterval.
+	DelayedPollInterval time.Duration
+	// DelayedBatchSize is the most delayed messages moved in one call. Default
+	// DefaultDelayedBatchSize.
+	DelayedBatchSize int64
+	// DisableDelayedMover stops this subscriber from moving due delayed
+	// messages into streams (another process must do it).
+	DisableDelayedMover bool
+	// DelayedMaxlen caps streams (XADD MAXLEN ~ n) when the mover adds
+	// delayed messages to them. 0 means no cap.
+	DelayedMaxlen int64
+}
+
+func (c *SubscriberConfig) setDefaults() {
+	if c.Unmarshaller == nil {
+		c.Unmarshaller = DefaultMarshallerUnmarshaller{}
+	}
+	if c.Marshaller == nil {
+		if m, ok := c.Unmarshaller.(Marshaller); ok {
+			c.Marshaller = m
+		} else {
+			c.Marshaller = DefaultMarshallerUnmarshaller{}
+		}
+	}
+	if c.Consumer == "" {
+		c.Consumer = watermill.NewShortUUID()
+	}
+	if c.NackResendSleep == 0 {
+		c.NackResendSleep = DefaultNackResendSleep
+	}
+	if c.BlockTime == 0 {
+		c.BlockTime = DefaultBlockTime
+	}
+	if c.ClaimInterval == 0 {
+		c.ClaimInterval = DefaultClaimInterval
+	}
+	if c.ClaimBatchSize == 0 {
+		c.ClaimBatchSize = DefaultClaimBatchSize
+	}
+	if c.MaxIdleTime == 0 {
+		c.MaxIdleTime = DefaultMaxIdleTime
+	}
+	if c.CheckConsumersInterval == 0 {
+		c.CheckConsumersInterval = DefaultCheckConsumersInterval
+	}
+	if c.ConsumerTimeout == 0 {
+		c.ConsumerTimeout = DefaultConsumerTimeout
+	}
+	if c.OldestId == "" {
+		c.OldestId = "0"
+	}
+	if c.FanOutOldestId == "" {
+		c.FanOutOldestId = "$"
+	}
+	if c.ReadBatchSize == 0 {
+		c.ReadBatchSize = DefaultReadBatchSize
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.AckBatchSize == 0 {
+		c.AckBatchSize = DefaultAckBatchSize
+	}
+	if c.AckFlushInterval == 0 {
+		c.AckFlushInterval = DefaultAckFlushInterval
+	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = DefaultMaxDeliveries
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
+	if c.DelayedPollInterval == 0 {
+		c.DelayedPollInterval = DefaultDelayedPollInterval
+	}
+	if c.DelayedBatchSize == 0 {
+		c.DelayedBatchSize = DefaultDelayedBatchSize
+	}
+}
+
+// Validate reports the first invalid field.
+func (c *SubscriberConfig) Validate() error {
+	if c.Client == nil {
+		return errors.New("redrive: SubscriberConfig.Client is nil")
+	}
+	positive := []struct {
+		name  string
+		value time.Duration
+	}{
+		{"BlockTime", c.BlockTime},
+		{"ClaimInterval", c.ClaimInterval},
+		{"MaxIdleTime", c.MaxIdleTime},
+		{"CheckConsumersInterval", c.CheckConsumersInterval},
+		{"ConsumerTimeout", c.ConsumerTimeout},
+		{"AckFlushInterval", c.AckFlushInterval},
+		{"CloseTimeout", c.CloseTimeout},
+		{"DelayedPollInterval", c.DelayedPollInterval},
+	}
+	for _, f := range positive {
+		if f.value < 0 {
+			return fmt.Errorf("redrive: SubscriberConfig.%s is %s, must be positive", f.name, f.value)
+		}
+	}
+	if c.NackResendSleep < 0 && c.NackResendSleep != NoSleep {
+		return fmt.Errorf("redrive: SubscriberConfig.NackResendSleep is %s, must be positive or NoSleep", c.NackResendSleep)
+	}
+	counts := []struct {
+		name  string
+		value int64
+	}{
+		{"ClaimBatchSize", c.ClaimBatchSize},
+		{"ReadBatchSize", c.ReadBatchSize},
+		{"MaxInFlight", int64(c.MaxInFlight)},
+		{"AckBatchSize", int64(c.AckBatchSize)},
+		{"DelayedBatchSize", c.DelayedBatchSize},
+	}
+	for _, f := range counts {
+		if f.value < 1 {
+			return fmt.Errorf("redrive: SubscriberConfig.%s is %d, must be at least 1", f.name, f.value)
+		}
+	}
+	if c.MaxDeliveries < -1 {
+		return fmt.Errorf("redrive: SubscriberConfig.MaxDeliveries is %d, must be at least 1, or -1 for no limit", c.MaxDeliveries)
+	}
+	if c.DelayedMaxlen < 0 {
+		return fmt.Errorf("redrive: SubscriberConfig.DelayedMaxlen is %d, must be 0 (no cap) or more", c.DelayedMaxlen)
+	}
+	if !validStartID(c.OldestId) {
+		return fmt.Errorf("redrive: SubscriberConfig.OldestId is %q, must be \"0\", \"$\" or a stream ID", c.OldestId)
+	}
+	if !validStartID(c.FanOutOldestId) {
+		return fmt.Errorf("redrive: SubscriberConfig.FanOutOldestId is %q, must be \"0\", \"$\" or a stream ID", c.FanOutOldestId)
+	}
+	return nil
+}
+
+func validStartID(id string) bool {
+	if id == "$" || id == "0" {
+		return true
+	}
+	var ms, seq uint64
+	if n, _ := fmt.Sscanf(id, "%d-%d", &ms, &seq); n == 2 {
+		return true
+	}
+	n, _ := fmt.Sscanf(id, "%d", &ms)
+	return n == 1
+}
+
+func (c *SubscriberConfig) maxDeliveries() int64 {
+	if c.MaxDeliveries < 0 {
+		return 0
+	}
+	return c.MaxDeliveries
+}
