@@ -2,6 +2,8 @@ package redrive
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,6 +110,9 @@ func (a *acker) flush(batch []ackRequest) {
 	backoff := readErrorBackoff
 	for attempt := 1; ; attempt++ {
 		err := a.send(byStream)
+		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") && attempt < ackFlushAttempts {
+			continue // loaded now; send again at once
+		}
 		if err == nil {
 			failures.succeeded()
 			return
@@ -139,6 +144,14 @@ func (a *acker) send(byStream map[string][]string) error {
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && err != redis.Nil {
+		if strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			// Script.Run falls back to EVAL by itself, but not inside a
+			// pipeline: load the script (new server, or one that restarted)
+			// and let flush send the batch again.
+			if loadErr := ackDeleteScript.Load(ctx, s.client).Err(); loadErr != nil {
+				return fmt.Errorf("load ack script: %w", loadErr)
+			}
+		}
 		return err
 	}
 	return nil

@@ -90,7 +90,7 @@ func (c *claimer) claimOnce(ctx context.Context) error {
 		for _, e := range exceeded {
 			reason := fmt.Sprintf("%s (%d)", ReasonExceededMaxDeliveries, e.deliveries)
 			fields := s.poisonEntryFields(stream, e.id, e.values, reason)
-			if err := s.writePoison(ctx, stream, e.id, s.poisonTopic, fields); err != nil {
+			if err := s.writePoison(ctx, &pendingEntry{sub: s, stream: stream, id: e.id}, s.poisonTopic, fields); err != nil {
 				return err
 			}
 			s.logger.Error("Moved an entry delivered too many times to the poison stream", nil,

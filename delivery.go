@@ -45,6 +45,19 @@ type pendingEntry struct {
 	// settled is set once the entry was acked in Redis by Requeue or Poison,
 	// so the subscriber's own ack is not needed.
 	settled atomic.Bool
+	// ackedLocally is set when the message was acked before its handler
+	// finished (Watermill's InstantAck): a later Requeue or Poison must still
+	// write, although the entry is no longer pending.
+	ackedLocally atomic.Bool
+}
+
+// forceFlag tells the scripts whether to write although the entry is no
+// longer pending.
+func (pe *pendingEntry) forceFlag() string {
+	if pe.ackedLocally.Load() {
+		return "1"
+	}
+	return "0"
 }
 
 // DeliveryOf returns the Delivery of a message read by a redrive Subscriber,
@@ -74,7 +87,7 @@ func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time
 	delayedKey := s.keys.GroupRetryDelayed(s.group)
 	scheduled, err := requeueScript.Run(ctx, s.sub.config.Client,
 		[]string{d.Stream, delayedKey},
-		s.group, d.EntryID, s.deleteFlag(d.Stream), scoreOf(dueAt), member,
+		s.group, d.EntryID, s.deleteFlag(d.Stream), scoreOf(dueAt), member, d.entry.forceFlag(),
 	).Int()
 	if err != nil {
 		return fmt.Errorf("redrive: requeue message %s from %q: %w", msg.UUID, d.Stream, err)
@@ -98,7 +111,7 @@ func (d *Delivery) Poison(ctx context.Context, msg *message.Message, poisonTopic
 	if err != nil {
 		return fmt.Errorf("redrive: poison message %s: marshal: %w", msg.UUID, err)
 	}
-	if err := s.writePoison(ctx, d.Stream, d.EntryID, poisonTopic, fields); err != nil {
+	if err := s.writePoison(ctx, d.entry, poisonTopic, fields); err != nil {
 		return fmt.Errorf("redrive: poison message %s: %w", msg.UUID, err)
 	}
 	d.entry.settled.Store(true)

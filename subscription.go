@@ -512,6 +512,7 @@ func (s *subscription) awaitOutcome(d *delivery) {
 // slot.
 func (s *subscription) settle(pe *pendingEntry) {
 	if s.group != "" && !pe.settled.Load() {
+		pe.ackedLocally.Store(true)
 		s.acker.add(pe.stream, pe.id)
 	}
 	s.untrack(pe)
