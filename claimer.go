@@ -70,9 +70,15 @@ func (c *claimer) claimOnce(ctx context.Context) error {
 	s := c.sub
 	cfg := s.config()
 	for _, stream := range s.streams() {
-		n := s.tryAcquireSlots(int(cfg.ClaimBatchSize))
+		// Wait for a free slot rather than take only those free right now:
+		// the reader holds up to ReadBatchSize slots during each blocking
+		// read, so with MaxInFlight <= ReadBatchSize (MaxInFlight 1 in
+		// particular) no slot is ever free at the tick and the entries of
+		// dead consumers would stay pending forever. Waiters on the slots
+		// are served in turn, so the claimer gets the next slot released.
+		n := s.waitSlots(ctx, int(cfg.ClaimBatchSize))
 		if n == 0 {
-			return nil // busy: other consumers can claim
+			return nil // stopping
 		}
 		claimed, exceeded, err := c.claim(ctx, stream, n)
 		if err != nil {
@@ -86,16 +92,22 @@ func (c *claimer) claimOnce(ctx context.Context) error {
 		if len(claimed) > 0 {
 			s.logger.Info("Claimed entries of idle consumers", watermill.LogFields{"stream": stream, "count": len(claimed)})
 			c.TestSignals.Claimed.Signal(len(claimed))
+			if cfg.OnClaim != nil {
+				cfg.OnClaim(s.topic, len(claimed))
+			}
 		}
 		for _, e := range exceeded {
 			reason := fmt.Sprintf("%s (%d)", ReasonExceededMaxDeliveries, e.deliveries)
 			fields := s.poisonEntryFields(stream, e.id, e.values, reason)
-			if err := s.writePoison(ctx, &pendingEntry{sub: s, stream: stream, id: e.id}, s.poisonTopic, fields); err != nil {
+			if err := s.writePoison(ctx, &pendingEntry{sub: s, stream: stream, id: e.id}, "0", s.poisonTopic, fields); err != nil {
 				return err
 			}
 			s.logger.Error("Moved an entry delivered too many times to the poison stream", nil,
 				watermill.LogFields{"stream": stream, "entry_id": e.id, "deliveries": e.deliveries})
 			c.TestSignals.Poisoned.Signal(e.id)
+			if cfg.OnCrashLoop != nil {
+				cfg.OnCrashLoop(s.topic, e.id)
+			}
 		}
 	}
 	return nil

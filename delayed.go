@@ -3,12 +3,14 @@ package redrive
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/delay"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // dueTime returns when a message with Watermill's delay metadata may enter its
@@ -16,10 +18,9 @@ import (
 //
 // delay.Message writes _watermill_delayed_until in whole seconds (RFC 3339)
 // and _watermill_delayed_for as a duration. The "until" time alone could be
-// up to a second early, so when "for" counted from now lands within that
-// truncated second, the more precise time wins. A message republished long
-// after it was stamped (for example by a requeuer) keeps its "until" time and
-// is not delayed a second time.
+// up to a second early, so "for" counted from now refines it, capped at the
+// end of that second: never early, and a message republished long after it
+// was stamped (for example by a requeuer) is not delayed a second time.
 func dueTime(metadata message.Metadata, now time.Time) (time.Time, bool, error) {
 	untilText := metadata.Get(delay.DelayedUntilKey)
 	forText := metadata.Get(delay.DelayedForKey)
@@ -48,7 +49,13 @@ func dueTime(metadata message.Metadata, now time.Time) (time.Time, bool, error) 
 		return byDuration, true, nil
 	case forText == "":
 		return until, true, nil
-	case byDuration.After(until) && byDuration.Sub(until) < time.Second:
+	case byDuration.After(until) && until.Nanosecond() == 0:
+		// "until" was cut to its second, so the stamped due time lies in
+		// [until, until+1s): "for" from now is at most the publish delay late,
+		// and until+1s bounds a message republished long after its stamp.
+		if latest := until.Add(time.Second); byDuration.After(latest) {
+			return latest, true, nil
+		}
 		return byDuration, true, nil
 	default:
 		return until, true, nil
@@ -95,12 +102,35 @@ type DelayedEntry struct {
 
 // decodeDelayedMember parses a sorted-set member written by encodeDelayedMember.
 func decodeDelayedMember(member string, score float64) (DelayedEntry, error) {
-	var arr []interface{}
-	if err := msgpack.Unmarshal([]byte(member), &arr); err != nil {
+	// Decoded element by element, as strings: msgpack allocates what a
+	// header announces, so a corrupt member of a few bytes claiming billions
+	// of elements (an array) or bytes (a bin) would crash the process out of
+	// memory. DecodeString grows its buffer only as bytes arrive.
+	d := msgpack.NewDecoder(strings.NewReader(member))
+	n, err := d.DecodeArrayLen()
+	if err != nil {
 		return DelayedEntry{}, fmt.Errorf("decode delayed message: %w", err)
 	}
-	if len(arr) == 0 || len(arr)%2 != 1 {
-		return DelayedEntry{}, fmt.Errorf("decode delayed message: %d elements, want an ID and field/value pairs", len(arr))
+	if n < 1 || n%2 != 1 || n > len(member) {
+		return DelayedEntry{}, fmt.Errorf("decode delayed message: %d elements, want an ID and field/value pairs", n)
+	}
+	arr := make([]interface{}, n)
+	for i := range arr {
+		code, err := d.PeekCode()
+		if err != nil {
+			return DelayedEntry{}, fmt.Errorf("decode delayed message: element %d: %w", i, err)
+		}
+		switch {
+		case msgpcode.IsString(code) || msgpcode.IsBin(code) || code == msgpcode.Nil:
+			arr[i], err = d.DecodeString()
+		case msgpcode.IsFixedNum(code) || (code >= msgpcode.False && code <= msgpcode.Int64 && !msgpcode.IsBin(code) && !msgpcode.IsExt(code)):
+			arr[i], err = d.DecodeInterface() // a number or a bool: fixed size
+		default:
+			return DelayedEntry{}, fmt.Errorf("decode delayed message: element %d has msgpack type 0x%02x, want a string", i, code)
+		}
+		if err != nil {
+			return DelayedEntry{}, fmt.Errorf("decode delayed message: element %d: %w", i, err)
+		}
 	}
 	id, ok := arr[0].(string)
 	if !ok {

@@ -34,6 +34,24 @@ type Delivery struct {
 	Consumer string
 
 	entry *pendingEntry
+	// msg is the message handed out, whose ack may come before its handler
+	// fails (InstantAck).
+	msg *message.Message
+}
+
+// forceFlag tells the scripts to write although the entry may no longer be
+// pending, because this consumer acked it itself. The message's own Acked
+// channel is checked as well as the flag: the subscriber sets the flag on its
+// own goroutine, possibly after the handler already failed.
+func (d *Delivery) forceFlag() string {
+	if d.msg != nil {
+		select {
+		case <-d.msg.Acked():
+			return "1"
+		default:
+		}
+	}
+	return d.entry.forceFlag()
 }
 
 // pendingEntry is one stream entry held by a subscription, across
@@ -87,7 +105,7 @@ func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time
 	delayedKey := s.keys.GroupRetryDelayed(s.group)
 	scheduled, err := requeueScript.Run(ctx, s.sub.config.Client,
 		[]string{d.Stream, delayedKey},
-		s.group, d.EntryID, s.deleteFlag(d.Stream), scoreOf(dueAt), member, d.entry.forceFlag(),
+		s.group, d.EntryID, s.deleteFlag(d.Stream), scoreOf(dueAt), member, d.forceFlag(),
 	).Int()
 	if err != nil {
 		return fmt.Errorf("redrive: requeue message %s from %q: %w", msg.UUID, d.Stream, err)
@@ -111,7 +129,7 @@ func (d *Delivery) Poison(ctx context.Context, msg *message.Message, poisonTopic
 	if err != nil {
 		return fmt.Errorf("redrive: poison message %s: marshal: %w", msg.UUID, err)
 	}
-	if err := s.writePoison(ctx, d.entry, poisonTopic, fields); err != nil {
+	if err := s.writePoison(ctx, d.entry, d.forceFlag(), poisonTopic, fields); err != nil {
 		return fmt.Errorf("redrive: poison message %s: %w", msg.UUID, err)
 	}
 	d.entry.settled.Store(true)

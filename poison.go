@@ -87,7 +87,7 @@ func (s *subscription) poisonUndecodable(stream string, entry redis.XMessage, ca
 	}
 	s.logger.Error("Moving an entry that cannot be decoded to the poison stream", cause, fields)
 	poison := s.poisonEntryFields(stream, entry.ID, entry.Values, ReasonUndecodable+": "+cause.Error())
-	if err := s.writePoison(s.ctx, &pendingEntry{sub: s, stream: stream, id: entry.ID}, s.poisonTopic, poison); err != nil {
+	if err := s.writePoison(s.ctx, &pendingEntry{sub: s, stream: stream, id: entry.ID}, "0", s.poisonTopic, poison); err != nil {
 		// Still pending and not refreshed: after MaxIdleTime the claimer
 		// takes it and poisons it again. Never lost.
 		s.logger.Error("Could not poison the entry; it stays pending", err, fields)
@@ -97,7 +97,7 @@ func (s *subscription) poisonUndecodable(stream string, entry redis.XMessage, ca
 // writePoison adds fields to poisonStream and acks the entry. Where the two
 // streams may be used in one script it is atomic; across cluster slots the
 // poison entry is written first, so a crash duplicates rather than loses.
-func (s *subscription) writePoison(ctx context.Context, pe *pendingEntry, poisonStream string, fields map[string]interface{}) error {
+func (s *subscription) writePoison(ctx context.Context, pe *pendingEntry, force, poisonStream string, fields map[string]interface{}) error {
 	stream, id := pe.stream, pe.id
 	if s.group == "" {
 		if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: poisonStream, Values: fields}).Err(); err != nil {
@@ -106,7 +106,7 @@ func (s *subscription) writePoison(ctx context.Context, pe *pendingEntry, poison
 		return nil
 	}
 	if !isCluster(s.client) || HashSlot(stream) == HashSlot(poisonStream) {
-		args := []interface{}{s.group, id, s.deleteFlag(stream), 0, pe.forceFlag()}
+		args := []interface{}{s.group, id, s.deleteFlag(stream), 0, force}
 		for k, v := range fields {
 			args = append(args, k, v)
 		}

@@ -146,6 +146,17 @@ type SubscriberConfig struct {
 	// DelayedMaxlen caps streams (XADD MAXLEN ~ n) when the mover adds
 	// delayed messages to them. 0 means no cap.
 	DelayedMaxlen int64
+
+	// OnClaim, when set, is called after this subscriber took over n entries
+	// of topic that consumers of its group left pending for MaxIdleTime. It
+	// runs on the claimer's goroutine, so it must return quickly. Metrics use
+	// it.
+	OnClaim func(topic string, n int)
+	// OnCrashLoop, when set, is called after an entry of topic delivered
+	// MaxDeliveries times without being acked or nacked was moved to the
+	// poison stream. It runs on the claimer's goroutine, so it must return
+	// quickly. Metrics use it.
+	OnCrashLoop func(topic, entryID string)
 }
 
 func (c *SubscriberConfig) setDefaults() {

@@ -206,6 +206,12 @@ func (s *subscription) services() []service {
 func (s *subscription) shutdown() {
 	s.shutOnce.Do(func() {
 		close(s.stopReading)
+		if s.claimer != nil {
+			// Claiming is reading too: an entry claimed now would only be
+			// released again, with one more delivery counted against
+			// MaxDeliveries.
+			s.claimer.Stop()
+		}
 		s.workers.Wait()
 
 		settled := make(chan struct{})
@@ -239,6 +245,19 @@ func (s *subscription) acquireSlots(want int) int {
 	select {
 	case <-s.slots:
 	case <-s.stopReading:
+		return 0
+	}
+	return 1 + s.tryAcquireSlots(want-1)
+}
+
+// waitSlots is acquireSlots for the background services: it also gives up
+// when ctx ends.
+func (s *subscription) waitSlots(ctx context.Context, want int) int {
+	select {
+	case <-s.slots:
+	case <-s.stopReading:
+		return 0
+	case <-ctx.Done():
 		return 0
 	}
 	return 1 + s.tryAcquireSlots(want-1)
@@ -421,6 +440,7 @@ func (s *subscription) newDelivery(pe *pendingEntry, msg *message.Message) *deli
 		ConsumerGroup: s.group,
 		Consumer:      s.config().Consumer,
 		entry:         pe,
+		msg:           msg,
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(s.ctx, deliveryContextKey{}, d))
 	msg.SetContext(ctx)

@@ -523,8 +523,14 @@ func TestRetryWithInstantAck(t *testing.T) {
 		wmiddleware.InstantAck,
 	)
 	h.run()
-	ids := h.publish("a", "b", "c")
-	waitFor(t, 20*time.Second, func() bool {
+	// Many messages: the race between the router's ack and the failure only
+	// shows on some of them.
+	payloads := make([]string, 300)
+	for i := range payloads {
+		payloads[i] = fmt.Sprint(i)
+	}
+	ids := h.publish(payloads...)
+	waitFor(t, 30*time.Second, func() bool {
 		for _, id := range ids {
 			if len(rec.of(id)) != 2 {
 				return false
