@@ -1,0 +1,37 @@
+package metrics_test
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/metrics"
+	"github.com/redrive-go/redrive/router"
+)
+
+// A service registers the collector and hands it to the router, which feeds
+// the counters from its handlers' hooks and watches their topics and groups.
+func ExampleCollector() {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	collector, err := metrics.NewCollector(metrics.Config{Client: rdb}, nil)
+	if err != nil {
+		panic(err)
+	}
+	prometheus.MustRegister(collector)
+	http.Handle("/metrics", promhttp.Handler())
+
+	r, err := router.New(router.Config{Client: rdb, Metrics: collector}, nil)
+	if err != nil {
+		panic(err)
+	}
+	_, err = r.AddConsumerHandler("send-invoice", "orders", func(*message.Message) error { return nil })
+	if err != nil {
+		panic(err)
+	}
+	go func() { _ = http.ListenAndServe(":9090", nil) }()
+	_ = r.Run(context.Background())
+}
