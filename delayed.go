@@ -1,7 +1,9 @@
 package redrive
 
 import (
+	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -9,8 +11,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/delay"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/vmihailenco/msgpack/v5"
-	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // dueTime returns when a message with Watermill's delay metadata may enter its
@@ -63,29 +63,49 @@ func dueTime(metadata message.Metadata, now time.Time) (time.Time, bool, error) 
 }
 
 // Delayed messages wait in a sorted set scored by due time in milliseconds.
-// Each member is a msgpack array: [delayed ID, field, value, field, value, ...].
-// The ID keeps members unique (two identical messages are two members) and
-// names the message for inspection and "run now". The fields are the stream
-// entry exactly as the Marshaller produced it, so the Lua mover (which unpacks
-// with cmsgpack) adds it to the stream without knowing the wire format.
+// Each member is
+//
+//	rd1:<delayed ID>:<len>:<field><len>:<value><len>:<field><len>:<value>…
+//
+// with lengths in decimal bytes, fields sorted by name. The ID keeps members
+// unique (two identical messages are two members) and names the message for
+// inspection and "run now". The fields are the stream entry exactly as the
+// Marshaller produced it, so the Lua mover adds it to the stream without
+// knowing the wire format. Length prefixes parse with plain string functions,
+// in Redis's Lua and in embedded test servers alike, and are binary-safe.
+
+// delayedMemberVersion starts every member, so the format can evolve.
+const delayedMemberVersion = "rd1:"
 
 // encodeDelayedMember builds a sorted-set member from entry fields.
 func encodeDelayedMember(fields map[string]interface{}) (id string, member string, err error) {
 	id = watermill.NewULID()
-	arr := make([]interface{}, 0, 1+2*len(fields))
-	arr = append(arr, id)
-	for k, v := range fields {
-		s, err := fieldString(v)
+	member, err = encodeDelayedMemberWithID(id, fields)
+	return id, member, err
+}
+
+func encodeDelayedMemberWithID(id string, fields map[string]interface{}) (string, error) {
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString(delayedMemberVersion)
+	b.WriteString(id)
+	b.WriteByte(':')
+	for _, k := range names {
+		v, err := fieldString(fields[k])
 		if err != nil {
-			return "", "", fmt.Errorf("encode delayed message field %q: %w", k, err)
+			return "", fmt.Errorf("encode delayed message field %q: %w", k, err)
 		}
-		arr = append(arr, k, s)
+		for _, part := range [2]string{k, v} {
+			b.WriteString(strconv.Itoa(len(part)))
+			b.WriteByte(':')
+			b.WriteString(part)
+		}
 	}
-	b, err := msgpack.Marshal(arr)
-	if err != nil {
-		return "", "", fmt.Errorf("encode delayed message: %w", err)
-	}
-	return id, string(b), nil
+	return b.String(), nil
 }
 
 // DelayedEntry is a message waiting in a delayed set.
@@ -102,56 +122,33 @@ type DelayedEntry struct {
 
 // decodeDelayedMember parses a sorted-set member written by encodeDelayedMember.
 func decodeDelayedMember(member string, score float64) (DelayedEntry, error) {
-	// Decoded element by element, as strings: msgpack allocates what a
-	// header announces, so a corrupt member of a few bytes claiming billions
-	// of elements (an array) or bytes (a bin) would crash the process out of
-	// memory. DecodeString grows its buffer only as bytes arrive.
-	d := msgpack.NewDecoder(strings.NewReader(member))
-	n, err := d.DecodeArrayLen()
-	if err != nil {
-		return DelayedEntry{}, fmt.Errorf("decode delayed message: %w", err)
-	}
-	if n < 1 || n%2 != 1 || n > len(member) {
-		return DelayedEntry{}, fmt.Errorf("decode delayed message: %d elements, want an ID and field/value pairs", n)
-	}
-	arr := make([]interface{}, n)
-	for i := range arr {
-		code, err := d.PeekCode()
-		if err != nil {
-			return DelayedEntry{}, fmt.Errorf("decode delayed message: element %d: %w", i, err)
-		}
-		switch {
-		case msgpcode.IsString(code) || msgpcode.IsBin(code) || code == msgpcode.Nil:
-			arr[i], err = d.DecodeString()
-		case msgpcode.IsFixedNum(code) || (code >= msgpcode.False && code <= msgpcode.Int64 && !msgpcode.IsBin(code) && !msgpcode.IsExt(code)):
-			arr[i], err = d.DecodeInterface() // a number or a bool: fixed size
-		default:
-			return DelayedEntry{}, fmt.Errorf("decode delayed message: element %d has msgpack type 0x%02x, want a string", i, code)
-		}
-		if err != nil {
-			return DelayedEntry{}, fmt.Errorf("decode delayed message: element %d: %w", i, err)
-		}
-	}
-	id, ok := arr[0].(string)
+	rest, ok := strings.CutPrefix(member, delayedMemberVersion)
 	if !ok {
-		return DelayedEntry{}, fmt.Errorf("decode delayed message: ID is %T", arr[0])
+		return DelayedEntry{}, fmt.Errorf("decode delayed message: does not start with %q", delayedMemberVersion)
 	}
-	fields := make(map[string]interface{}, len(arr)/2)
-	for i := 1; i < len(arr); i += 2 {
-		k, ok := arr[i].(string)
+	id, rest, ok := strings.Cut(rest, ":")
+	if !ok || id == "" {
+		return DelayedEntry{}, errors.New("decode delayed message: no ID")
+	}
+	var parts []string
+	for rest != "" {
+		lenText, after, ok := strings.Cut(rest, ":")
 		if !ok {
-			return DelayedEntry{}, fmt.Errorf("decode delayed message %s: field name is %T", id, arr[i])
+			return DelayedEntry{}, fmt.Errorf("decode delayed message %s: element %d has no length", id, len(parts))
 		}
-		switch v := arr[i+1].(type) {
-		case string:
-			fields[k] = v
-		case []byte:
-			fields[k] = string(v)
-		case nil:
-			fields[k] = ""
-		default:
-			fields[k] = fmt.Sprint(v)
+		n, err := strconv.Atoi(lenText)
+		if err != nil || n < 0 || n > len(after) {
+			return DelayedEntry{}, fmt.Errorf("decode delayed message %s: element %d has a bad length %q", id, len(parts), lenText)
 		}
+		parts = append(parts, after[:n])
+		rest = after[n:]
+	}
+	if len(parts) == 0 || len(parts)%2 != 0 {
+		return DelayedEntry{}, fmt.Errorf("decode delayed message %s: %d elements, want field/value pairs", id, len(parts))
+	}
+	fields := make(map[string]interface{}, len(parts)/2)
+	for i := 0; i < len(parts); i += 2 {
+		fields[parts[i]] = parts[i+1]
 	}
 	return DelayedEntry{ID: id, DueAt: time.UnixMilli(int64(score)), Fields: fields, Member: member}, nil
 }

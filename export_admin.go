@@ -13,6 +13,12 @@ func DecodeDelayedMember(member string, score float64) (DelayedEntry, error) {
 	return decodeDelayedMember(member, score)
 }
 
+// EncodeDelayedMember builds the member a delayed set holds for a message
+// with these stream entry fields, named id (see DecodeDelayedMember).
+func EncodeDelayedMember(id string, fields map[string]interface{}) (string, error) {
+	return encodeDelayedMemberWithID(id, fields)
+}
+
 // DecodeEntry turns the fields of a stream entry into a message exactly as
 // the Subscriber does: an entry with a payload but no UUID gets id as its
 // UUID, and a failing or panicking Unmarshaller gives an error.

@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/redistest"
@@ -135,27 +133,18 @@ func xlen(t *testing.T, client redis.UniversalClient, stream string) int64 {
 }
 
 // delayedMember encodes a delayed sorted-set member the way the root package
-// does ([id, field, value, ...] in msgpack), for sets the test fills itself.
+// does, for sets the test fills itself.
 func delayedMember(t *testing.T, id string, msg *message.Message, topic string) string {
 	t.Helper()
 	fields, err := marshaller.Marshal(topic, msg)
 	if err != nil {
 		t.Fatalf("marshal: %v", err)
 	}
-	arr := []interface{}{id}
-	for k, v := range fields {
-		switch v := v.(type) {
-		case []byte:
-			arr = append(arr, k, string(v))
-		default:
-			arr = append(arr, k, fmt.Sprint(v))
-		}
-	}
-	b, err := msgpack.Marshal(arr)
+	member, err := redrive.EncodeDelayedMember(id, fields)
 	if err != nil {
-		t.Fatalf("msgpack: %v", err)
+		t.Fatalf("encode delayed member: %v", err)
 	}
-	return string(b)
+	return member
 }
 
 func newClient(t *testing.T) *redis.Client {

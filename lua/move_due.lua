@@ -10,17 +10,41 @@
 --
 -- Returns {moved, next}: how many members moved, and the score of the earliest
 -- member still waiting as a string, or false when the set is empty.
+-- Parses a member written by encodeDelayedMember (delayed.go):
+-- rd1:<id>:<len>:<field><len>:<value>… Returns the field/value list, or nil.
+local function decode(member)
+  if string.sub(member, 1, 4) ~= 'rd1:' then
+    return nil
+  end
+  local idEnd = string.find(member, ':', 5, true)
+  if not idEnd then
+    return nil
+  end
+  local fields = {}
+  local i, n = idEnd + 1, #member
+  while i <= n do
+    local colon = string.find(member, ':', i, true)
+    if not colon then
+      return nil
+    end
+    local len = tonumber(string.sub(member, i, colon - 1))
+    if not len or len < 0 or colon + len > n then
+      return nil
+    end
+    fields[#fields + 1] = string.sub(member, colon + 1, colon + len)
+    i = colon + len + 1
+  end
+  if #fields == 0 or #fields % 2 ~= 0 then
+    return nil
+  end
+  return fields
+end
+
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local maxlen = tonumber(ARGV[3])
 for _, member in ipairs(due) do
-  local ok, decoded = pcall(cmsgpack.unpack, member)
-  local fields
-  if ok and type(decoded) == 'table' and #decoded >= 3 and #decoded % 2 == 1 then
-    fields = {}
-    for i = 2, #decoded do
-      fields[#fields + 1] = tostring(decoded[i])
-    end
-  else
+  local fields = decode(member)
+  if not fields then
     -- A member nobody can decode must not block the set forever: it goes to the
     -- stream as a raw field, where the subscriber moves it to the poison stream.
     fields = {'redrive_corrupt_delayed', member}
