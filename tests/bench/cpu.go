@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// cpuSample is the CPU time used so far by this process and by the Redis
+// server. On a busy machine msg/s swings with what else runs, while CPU time
+// per message stays close to the cost of the work itself, so the report
+// shows both.
+type cpuSample struct {
+	process  time.Duration
+	server   time.Duration
+	serverOK bool
+}
+
+func (b *bench) sampleCPU(ctx context.Context) cpuSample {
+	var s cpuSample
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.process = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if info, err := b.setup.Info(ctx, "cpu").Result(); err == nil {
+		user, err1 := strconv.ParseFloat(infoField(info, "used_cpu_user"), 64)
+		sys, err2 := strconv.ParseFloat(infoField(info, "used_cpu_sys"), 64)
+		if err1 == nil && err2 == nil {
+			s.server = time.Duration((user + sys) * float64(time.Second))
+			s.serverOK = true
+		}
+	}
+	return s
+}
+
+// setCPU records on r the CPU microseconds per message between two samples.
+// The process figure covers everything this process ran (both Pub/Sub
+// libraries are never active at once); the server figure is server-wide, so
+// other clients of a shared server add to it.
+func (r *sideRun) setCPU(before, after cpuSample) {
+	if r.Done == 0 {
+		return
+	}
+	r.ProcessCPUPerMsgUs = float64(after.process-before.process) / float64(time.Microsecond) / float64(r.Done)
+	if before.serverOK && after.serverOK {
+		r.ServerCPUPerMsgUs = float64(after.server-before.server) / float64(time.Microsecond) / float64(r.Done)
+	}
+}
