@@ -15,6 +15,11 @@ import (
 // ErrPublisherClosed is returned by Publish after Close.
 var ErrPublisherClosed = errors.New("redrive: publisher closed")
 
+// ErrNotReplicated is wrapped by the error Publish returns when fewer than
+// PublisherConfig.WaitReplicas replicas acknowledged the writes within
+// WaitTimeout. The messages were stored on the master.
+var ErrNotReplicated = errors.New("redrive: writes not acknowledged by enough replicas")
+
 // Publisher is a Watermill message.Publisher over Redis Streams.
 //
 // A message goes to the stream named by its topic, in watermill-redisstream's
@@ -28,14 +33,19 @@ type Publisher struct {
 	config PublisherConfig
 	logger watermill.LoggerAdapter
 
-	requests chan *publishRequest
+	// queue holds requests waiting for a round trip; active counts the round
+	// trips in flight (at most Pipelines). Both are guarded by mu.
+	mu     sync.Mutex
+	queue  []*publishRequest
+	active int
 
 	// closeMu is held for reading by every Publish in progress, so Close
-	// waits for them before stopping the pipelines.
+	// waits for them.
 	closeMu sync.RWMutex
 	closed  bool
-	stop    chan struct{}
-	pipesWg sync.WaitGroup
+	// carriers tracks the goroutines that finish a round trip for callers
+	// who already got their answer.
+	carriers sync.WaitGroup
 }
 
 // NewPublisher creates a Publisher.
@@ -47,17 +57,7 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	p := &Publisher{
-		config:   config,
-		logger:   logger,
-		requests: make(chan *publishRequest, config.Pipelines*4),
-		stop:     make(chan struct{}),
-	}
-	for range config.Pipelines {
-		p.pipesWg.Add(1)
-		go p.runPipeline()
-	}
-	return p, nil
+	return &Publisher{config: config, logger: logger}, nil
 }
 
 // outgoing is one message ready to send: an XADD to its stream, or a ZADD to
@@ -76,6 +76,8 @@ type outgoing struct {
 type publishRequest struct {
 	msgs []outgoing
 	done chan error
+	// taken is set, under Publisher.mu, once a round trip carries the request.
+	taken bool
 }
 
 // Publish sends msgs to topic. It returns when Redis has stored all of them,
@@ -103,8 +105,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	for start := 0; start < len(out); start += p.config.MaxPipelineSize {
 		end := min(start+p.config.MaxPipelineSize, len(out))
 		req := &publishRequest{msgs: out[start:end], done: make(chan error, 1)}
-		p.requests <- req
-		if err := <-req.done; err != nil {
+		if err := p.submit(req); err != nil {
 			return err
 		}
 	}
@@ -140,42 +141,112 @@ func (p *Publisher) prepare(topic string, msgs []*message.Message) ([]outgoing, 
 	return out, nil
 }
 
-// runPipeline sends requests in pipelines: it takes one request, then every
-// other request already waiting, up to MaxPipelineSize messages, so the
-// round trip is shared by all of them.
-func (p *Publisher) runPipeline() {
-	defer p.pipesWg.Done()
-	for {
-		var batch []*publishRequest
-		select {
-		case req := <-p.requests:
-			batch = append(batch, req)
-		case <-p.stop:
-			return
-		}
-		size := len(batch[0].msgs)
-	collect:
-		for size < p.config.MaxPipelineSize {
-			select {
-			case req := <-p.requests:
-				batch = append(batch, req)
-				size += len(req.msgs)
-			default:
-				break collect
-			}
-		}
-		p.send(batch)
+// submit queues req and waits for its answer. When fewer than Pipelines
+// round trips are in flight, the caller sends on its own goroutine: a lone
+// caller pays no hand-off to another goroutine. Otherwise the request waits
+// for the next round trip of a caller that is sending, so concurrent callers
+// share round trips instead of queueing behind each other.
+func (p *Publisher) submit(req *publishRequest) error {
+	p.mu.Lock()
+	p.queue = append(p.queue, req)
+	if p.active == p.config.Pipelines {
+		p.mu.Unlock()
+		return <-req.done
 	}
+	p.active++
+	p.serve(req)
+	return <-req.done
+}
+
+// serve sends queued requests, up to MaxPipelineSize messages per round
+// trip, until own went out (own nil: until the queue is empty). When others
+// still wait then, a carrier goroutine takes over this round-trip slot so the
+// caller can return. It is called with mu held and releases it.
+func (p *Publisher) serve(own *publishRequest) {
+	for len(p.queue) > 0 {
+		n, size := 0, 0
+		for n < len(p.queue) && size < p.config.MaxPipelineSize {
+			p.queue[n].taken = true
+			size += len(p.queue[n].msgs)
+			n++
+		}
+		batch := p.queue[:n:n]
+		p.queue = p.queue[n:]
+		p.mu.Unlock()
+		p.send(batch)
+		p.mu.Lock()
+		if own != nil && own.taken {
+			if len(p.queue) > 0 {
+				p.carriers.Add(1)
+				go func() {
+					defer p.carriers.Done()
+					p.mu.Lock()
+					p.serve(nil)
+				}()
+				p.mu.Unlock()
+				return
+			}
+			break
+		}
+	}
+	p.active--
+	p.mu.Unlock()
 }
 
 func (p *Publisher) send(batch []*publishRequest) {
+	if cc, ok := p.config.Client.(*redis.ClusterClient); ok && p.config.WaitReplicas > 0 {
+		p.sendPerMaster(cc, batch)
+		return
+	}
+	p.sendPipeline(p.config.Client, batch)
+}
+
+// sendPerMaster sends batch to a cluster with WAIT. A cluster pipeline is
+// split by node behind the scenes, so a WAIT in it would run on one node and,
+// after a redirect, on another connection than the writes: each master gets
+// its own pipeline ending in WAIT instead. The messages of one request share
+// a topic, hence a slot and a master.
+func (p *Publisher) sendPerMaster(cc *redis.ClusterClient, batch []*publishRequest) {
 	ctx := context.Background()
-	pipe := p.config.Client.Pipeline()
+	byMaster := map[*redis.Client][]*publishRequest{}
+	for _, req := range batch {
+		o := req.msgs[0]
+		key := o.topic
+		if o.delayedKey != "" {
+			key = o.delayedKey
+		}
+		master, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			req.done <- fmt.Errorf("redrive: publish %d messages to %q: find the master: %w", len(req.msgs), o.topic, err)
+			continue
+		}
+		byMaster[master] = append(byMaster[master], req)
+	}
+	var wg sync.WaitGroup
+	for master, reqs := range byMaster {
+		wg.Go(func() {
+			if failed := p.sendPipeline(master, reqs); failed {
+				// A MOVED reply or a dead master, perhaps: the slot map may
+				// be stale, and only the cluster client can follow. Reload
+				// it (in the background) for the caller's next attempt.
+				cc.ReloadState(ctx)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// sendPipeline sends batch in one pipeline, ending with WAIT when
+// WaitReplicas is set, answers each request and reports whether a command
+// failed (a WAIT that counted too few replicas did not fail).
+func (p *Publisher) sendPipeline(client interface{ Pipeline() redis.Pipeliner }, batch []*publishRequest) (failed bool) {
+	ctx := context.Background()
+	pipe := client.Pipeline()
 	cmds := make([][]redis.Cmder, len(batch))
 	for i, req := range batch {
 		for _, o := range req.msgs {
 			if o.delayedKey != "" {
-				cmds[i] = append(cmds[i], pipe.ZAdd(ctx, o.delayedKey, redis.Z{Score: float64(o.dueAt.UnixMilli()), Member: o.member}))
+				cmds[i] = append(cmds[i], pipe.ZAdd(ctx, o.delayedKey, redis.Z{Score: float64(dueScore(o.dueAt)), Member: o.member}))
 				continue
 			}
 			cmds[i] = append(cmds[i], pipe.XAdd(ctx, &redis.XAddArgs{
@@ -186,21 +257,80 @@ func (p *Publisher) send(batch []*publishRequest) {
 			}))
 		}
 	}
+	var wait *redis.Cmd
+	if p.config.WaitReplicas > 0 {
+		// WAIT counts the replicas that have every write made so far on
+		// this connection, which the pipeline keeps for all its commands.
+		wait = pipe.Do(ctx, "wait", p.config.WaitReplicas, p.config.WaitTimeout.Milliseconds())
+	}
 	// Exec's error is the first command's error; each caller gets its own.
-	_, _ = pipe.Exec(ctx)
+	// But when every retry fails to connect, go-redis (v9.17) returns the
+	// error from Exec only and leaves the commands without reply or error:
+	// such a command was not written, and must not pass for written.
+	_, execErr := pipe.Exec(ctx)
+	if execErr == nil {
+		execErr = errNoReply
+	}
+	waitErr := p.waitError(wait, execErr)
+	failed = waitErr != nil && !errors.Is(waitErr, ErrNotReplicated)
 	for i, req := range batch {
 		var firstErr error
 		for j, cmd := range cmds[i] {
 			o := req.msgs[j]
-			if err := cmd.Err(); err != nil && firstErr == nil {
-				firstErr = fmt.Errorf("redrive: publish message %s to %q: %w", o.uuid, o.topic, err)
+			err := cmd.Err()
+			if err == nil && !replied(cmd) {
+				err = execErr
 			}
-			if cmd.Err() == nil && o.delayedKey != "" {
+			if err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("redrive: publish message %s to %q: %w", o.uuid, o.topic, err)
+				failed = true
+			}
+			if err == nil && o.delayedKey != "" {
 				processWakeups.notify(o.delayedKey, o.dueAt)
 			}
 		}
+		if firstErr == nil && waitErr != nil {
+			firstErr = fmt.Errorf("redrive: publish %d messages to %q: %w", len(req.msgs), req.msgs[0].topic, waitErr)
+		}
 		req.done <- firstErr
 	}
+	return failed
+}
+
+// errNoReply stands for the reason a command got no reply when Exec gave
+// none.
+var errNoReply = errors.New("no reply from Redis")
+
+// replied reports whether an XADD or ZADD of the pipeline got its reply: an
+// entry ID, or 1 for a member (members are unique).
+func replied(cmd redis.Cmder) bool {
+	switch cmd := cmd.(type) {
+	case *redis.StringCmd:
+		return cmd.Val() != ""
+	case *redis.IntCmd:
+		return cmd.Val() != 0
+	}
+	return true
+}
+
+// waitError tells why a pipeline's WAIT did not confirm WaitReplicas
+// replicas, or nil (also when there was no WAIT). execErr is the pipeline's
+// error, for a WAIT left without reply.
+func (p *Publisher) waitError(wait *redis.Cmd, execErr error) error {
+	if wait == nil {
+		return nil
+	}
+	if wait.Err() == nil && wait.Val() == nil {
+		return fmt.Errorf("WAIT %d replicas: %w", p.config.WaitReplicas, execErr)
+	}
+	n, err := wait.Int64()
+	if err != nil {
+		return fmt.Errorf("WAIT %d replicas: %w", p.config.WaitReplicas, err)
+	}
+	if n < int64(p.config.WaitReplicas) {
+		return fmt.Errorf("%w: %d of %d replicas acknowledged within %s", ErrNotReplicated, n, p.config.WaitReplicas, p.config.WaitTimeout)
+	}
+	return nil
 }
 
 // Close waits for Publish calls in progress and stops the publisher. It is
@@ -212,7 +342,6 @@ func (p *Publisher) Close() error {
 		return nil
 	}
 	p.closed = true
-	close(p.stop)
-	p.pipesWg.Wait()
+	p.carriers.Wait()
 	return nil
 }

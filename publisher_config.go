@@ -3,6 +3,7 @@ package redrive
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -13,6 +14,9 @@ const (
 	DefaultMaxPipelineSize = 1000
 	// DefaultPipelines is how many round trips may be in flight at once.
 	DefaultPipelines = 4
+	// DefaultWaitTimeout is how long Publish waits for WaitReplicas replicas
+	// when WaitReplicas is set and WaitTimeout is not.
+	DefaultWaitTimeout = time.Second
 )
 
 // PublisherConfig configures a Publisher. Field names follow
@@ -39,6 +43,21 @@ type PublisherConfig struct {
 	// Pipelines is how many pipelines may be in flight at once. Default
 	// DefaultPipelines.
 	Pipelines int
+
+	// WaitReplicas makes Publish return only once at least this many replicas
+	// acknowledged its writes (Redis WAIT after them, on the connection to the
+	// master that took them; on a Cluster, per master), so a failover to a
+	// replica cannot lose what Publish acknowledged. When fewer acknowledge
+	// within WaitTimeout, Publish returns an error wrapping ErrNotReplicated:
+	// the messages are on the master and may still be delivered, so a caller
+	// that publishes them again may cause duplicates (at-least-once).
+	// Default 0: do not wait.
+	WaitReplicas int
+	// WaitTimeout bounds the wait for WaitReplicas. It must be at least 1 ms
+	// and shorter than the client's ReadTimeout (WAIT is read like any other
+	// reply of the pipeline). Used only with WaitReplicas. Default
+	// DefaultWaitTimeout.
+	WaitTimeout time.Duration
 }
 
 func (c *PublisherConfig) setDefaults() {
@@ -50,6 +69,9 @@ func (c *PublisherConfig) setDefaults() {
 	}
 	if c.Pipelines == 0 {
 		c.Pipelines = DefaultPipelines
+	}
+	if c.WaitReplicas > 0 && c.WaitTimeout == 0 {
+		c.WaitTimeout = DefaultWaitTimeout
 	}
 }
 
@@ -72,7 +94,34 @@ func (c *PublisherConfig) Validate() error {
 	if c.Pipelines < 1 {
 		return fmt.Errorf("redrive: PublisherConfig.Pipelines is %d, must be at least 1", c.Pipelines)
 	}
+	if c.WaitReplicas < 0 {
+		return fmt.Errorf("redrive: PublisherConfig.WaitReplicas is %d, must be 0 (do not wait) or more", c.WaitReplicas)
+	}
+	if c.WaitTimeout < 0 {
+		return fmt.Errorf("redrive: PublisherConfig.WaitTimeout is %s, must be positive", c.WaitTimeout)
+	}
+	if c.WaitReplicas > 0 {
+		// WAIT counts in whole milliseconds, and WAIT 0 would block forever.
+		if c.WaitTimeout < time.Millisecond {
+			return fmt.Errorf("redrive: PublisherConfig.WaitTimeout is %s, must be at least 1ms", c.WaitTimeout)
+		}
+		if rt := clientReadTimeout(c.Client); rt > 0 && c.WaitTimeout >= rt {
+			return fmt.Errorf("redrive: PublisherConfig.WaitTimeout is %s, must be shorter than the client's ReadTimeout (%s)", c.WaitTimeout, rt)
+		}
+	}
 	return nil
+}
+
+// clientReadTimeout returns the client's ReadTimeout, or 0 when unknown or
+// unlimited.
+func clientReadTimeout(c redis.UniversalClient) time.Duration {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ReadTimeout
+	case *redis.ClusterClient:
+		return c.Options().ReadTimeout
+	}
+	return 0
 }
 
 func (c *PublisherConfig) maxlen(topic string) int64 {

@@ -1,0 +1,85 @@
+package redrive_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/redistest"
+)
+
+// Concurrent callers share round trips: every message arrives once, and each
+// caller's messages keep their order, whatever the number of pipelines and
+// however calls are split across them.
+func TestPublisherConcurrentCallersShareRoundTrips(t *testing.T) {
+	client := redistest.NewClient(t)
+	for _, pipelines := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("pipelines=%d", pipelines), func(t *testing.T) {
+			topic := redistest.RandomTopic("pub-concurrent")
+			t.Cleanup(func() { client.Del(context.Background(), topic) })
+			pub, err := redrive.NewPublisher(redrive.PublisherConfig{
+				Client:          client,
+				Pipelines:       pipelines,
+				MaxPipelineSize: 7, // small, so batches span several round trips
+			}, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const callers, calls, perCall = 24, 20, 3
+			var wg sync.WaitGroup
+			for c := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range calls {
+						msgs := make([]*message.Message, perCall)
+						for j := range msgs {
+							msgs[j] = message.NewMessage(watermill.NewUUID(), []byte(fmt.Sprintf("%d:%d", c, i*perCall+j)))
+						}
+						if err := pub.Publish(topic, msgs...); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if err := pub.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := pub.Close(); err != nil {
+				t.Fatalf("second Close: %v", err)
+			}
+			if err := pub.Publish(topic, message.NewMessage("late", nil)); err != redrive.ErrPublisherClosed {
+				t.Fatalf("Publish after Close = %v, want ErrPublisherClosed", err)
+			}
+
+			entries, err := client.XRange(context.Background(), topic, "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != callers*calls*perCall {
+				t.Fatalf("%d entries, want %d", len(entries), callers*calls*perCall)
+			}
+			next := make([]int, callers)
+			for _, e := range entries {
+				var c, n int
+				if _, err := fmt.Sscanf(e.Values["payload"].(string), "%d:%d", &c, &n); err != nil {
+					t.Fatal(err)
+				}
+				if n != next[c] {
+					t.Fatalf("caller %d: message %d arrived where %d was due", c, n, next[c])
+				}
+				next[c]++
+			}
+			if err := client.Ping(context.Background()).Err(); err != nil {
+				t.Fatalf("client unusable after Close: %v", err)
+			}
+		})
+	}
+}
