@@ -27,6 +27,10 @@ const (
 	MetadataHistory = "redrive_retry_history"
 )
 
+// maxAttempts bounds the attempt count read from metadata, far above any
+// sane MaxRetries, so counting on cannot overflow.
+const maxAttempts = 1_000_000
+
 // Attempt is one failure in MetadataHistory.
 type Attempt struct {
 	// Number counts failures from 1.
@@ -56,8 +60,8 @@ func ReadRetryState(md message.Metadata) (RetryState, error) {
 	var err error
 	if v := md.Get(MetadataAttempts); v != "" {
 		st.Attempts, err = strconv.Atoi(v)
-		if err != nil || st.Attempts < 0 {
-			return RetryState{}, fmt.Errorf("metadata %s: %q is not a count", MetadataAttempts, v)
+		if err != nil || st.Attempts < 0 || st.Attempts > maxAttempts {
+			return RetryState{}, fmt.Errorf("metadata %s: %q is not a count from 0 to %d", MetadataAttempts, v, maxAttempts)
 		}
 	}
 	times := []struct {
@@ -76,11 +80,21 @@ func ReadRetryState(md message.Metadata) (RetryState, error) {
 		if *t.to, err = time.Parse(time.RFC3339Nano, v); err != nil {
 			return RetryState{}, fmt.Errorf("metadata %s: %w", t.key, err)
 		}
+		// Written back in UTC, a time must stay within the years RFC 3339
+		// can spell, or the next read would reject it.
+		if y := t.to.UTC().Year(); y < 1 || y > 9999 {
+			return RetryState{}, fmt.Errorf("metadata %s: %q is out of range", t.key, v)
+		}
 	}
 	st.LastError = md.Get(MetadataLastError)
 	if v := md.Get(MetadataHistory); v != "" {
 		if err := json.Unmarshal([]byte(v), &st.History); err != nil {
 			return RetryState{}, fmt.Errorf("metadata %s: %w", MetadataHistory, err)
+		}
+		for i, a := range st.History {
+			if y := a.FailedAt.UTC().Year(); y < 1 || y > 9999 {
+				return RetryState{}, fmt.Errorf("metadata %s: attempt %d: time %s is out of range", MetadataHistory, i, a.FailedAt)
+			}
 		}
 	}
 	return st, nil
