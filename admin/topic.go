@@ -200,8 +200,15 @@ func (a *Admin) groupInfo(ctx context.Context, keys redrive.TopicKeys, g redis.X
 	retryDelayedKey := keys.GroupRetryDelayed(g.Name)
 	rdCount, rdHead := queueDelayedSummary(ctx, pipe, retryDelayedKey)
 	// A group that never subscribed through redrive has no retry stream:
-	// its XPENDING fails with NOGROUP, which only means "no retries".
-	_, _ = pipe.Exec(ctx)
+	// its XPENDING fails with NOGROUP, which only means "no retries", so
+	// Redis's own replies are judged per command below. Any other failure
+	// (no connection) may leave commands with neither reply nor error.
+	if _, err := pipe.Exec(ctx); err != nil {
+		var replyErr redis.Error
+		if !errors.As(err, &replyErr) {
+			return GroupInfo{}, fmt.Errorf("redrive/admin: read group %q of %q: %w", g.Name, keys.Stream, err)
+		}
+	}
 
 	consumers, err := consumersCmd.Result()
 	if err != nil && !isNoGroup(err) && !isNoKey(err) {
