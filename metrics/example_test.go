@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"net/http"
+	"os"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +17,7 @@ import (
 // A service registers the collector and hands it to the router, which feeds
 // the counters from its handlers' hooks and watches their topics and groups.
 func ExampleCollector() {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr()})
 	collector, err := metrics.NewCollector(metrics.Config{Client: rdb}, nil)
 	if err != nil {
 		panic(err)
@@ -34,4 +35,13 @@ func ExampleCollector() {
 	}
 	go func() { _ = http.ListenAndServe(":9090", nil) }()
 	_ = r.Run(context.Background())
+}
+
+// redisAddr is the Redis the examples run against: $REDIS_ADDR, or
+// 127.0.0.1:6379.
+func redisAddr() string {
+	if addr := os.Getenv("REDIS_ADDR"); addr != "" {
+		return addr
+	}
+	return "127.0.0.1:6379"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 // middleware schedules each retry in Redis with a growing delay; the handler
 // returns at once and other messages keep flowing meanwhile.
 func Example() {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr()})
 	defer rdb.Close()
 	topic := "example-orders-" + watermill.NewShortUUID()
 	defer cleanup(rdb, topic, "send-invoice")
@@ -76,7 +77,7 @@ func Example() {
 // each get every message, and one's retries never reach the other.
 // WithRetry gives a handler its own retry policy.
 func ExampleRouter_AddConsumerHandler() {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr()})
 	defer rdb.Close()
 	topic := "example-payments-" + watermill.NewShortUUID()
 	defer cleanup(rdb, topic, "audit", "fraud-check")
@@ -133,4 +134,13 @@ func cleanup(rdb redis.UniversalClient, topic string, groups ...string) {
 	for _, k := range del {
 		rdb.Del(context.Background(), k)
 	}
+}
+
+// redisAddr is the Redis the examples run against: $REDIS_ADDR, or
+// 127.0.0.1:6379.
+func redisAddr() string {
+	if addr := os.Getenv("REDIS_ADDR"); addr != "" {
+		return addr
+	}
+	return "127.0.0.1:6379"
 }
