@@ -113,7 +113,6 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 }
 
 func (p *Publisher) prepare(topic string, msgs []*message.Message) ([]outgoing, error) {
-	keys := KeysFor(topic)
 	now := time.Now()
 	out := make([]outgoing, 0, len(msgs))
 	for _, msg := range msgs {
@@ -134,7 +133,7 @@ func (p *Publisher) prepare(topic string, msgs []*message.Message) ([]outgoing, 
 			if err != nil {
 				return nil, fmt.Errorf("redrive: message %s for %q: %w", msg.UUID, topic, err)
 			}
-			o.delayedKey, o.dueAt, o.member = keys.Delayed, due, member
+			o.delayedKey, o.dueAt, o.member = KeysFor(topic).Delayed, due, member
 		}
 		out = append(out, o)
 	}
@@ -194,6 +193,10 @@ func (p *Publisher) serve(own *publishRequest) {
 }
 
 func (p *Publisher) send(batch []*publishRequest) {
+	if len(batch) == 1 && len(batch[0].msgs) == 1 && p.config.WaitReplicas == 0 {
+		p.sendOne(batch[0])
+		return
+	}
 	if cc, ok := p.config.Client.(*redis.ClusterClient); ok && p.config.WaitReplicas > 0 {
 		p.sendPerMaster(cc, batch)
 		return
@@ -239,6 +242,31 @@ func (p *Publisher) sendPerMaster(cc *redis.ClusterClient, batch []*publishReque
 // sendPipeline sends batch in one pipeline, ending with WAIT when
 // WaitReplicas is set, answers each request and reports whether a command
 // failed (a WAIT that counted too few replicas did not fail).
+// sendOne sends a lone message as a plain command: a pipeline's bookkeeping
+// is measurable against one round trip.
+func (p *Publisher) sendOne(req *publishRequest) {
+	ctx := context.Background()
+	o := req.msgs[0]
+	var err error
+	if o.delayedKey != "" {
+		err = p.config.Client.ZAdd(ctx, o.delayedKey, redis.Z{Score: float64(dueScore(o.dueAt)), Member: o.member}).Err()
+		if err == nil {
+			processWakeups.notify(o.delayedKey, o.dueAt)
+		}
+	} else {
+		err = p.config.Client.XAdd(ctx, &redis.XAddArgs{
+			Stream: o.topic,
+			Values: o.fields,
+			MaxLen: o.maxlen,
+			Approx: o.maxlen > 0,
+		}).Err()
+	}
+	if err != nil {
+		err = fmt.Errorf("redrive: publish message %s to %q: %w", o.uuid, o.topic, err)
+	}
+	req.done <- err
+}
+
 func (p *Publisher) sendPipeline(client interface{ Pipeline() redis.Pipeliner }, batch []*publishRequest) (failed bool) {
 	ctx := context.Background()
 	pipe := client.Pipeline()
