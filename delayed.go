@@ -154,7 +154,16 @@ func decodeDelayedMember(member string, score float64) (DelayedEntry, error) {
 }
 
 func scoreOf(t time.Time) string {
-	return strconv.FormatInt(t.UnixMilli(), 10)
+	return strconv.FormatInt(dueScore(t), 10)
+}
+
+// dueScore is the sorted-set score of a message due at t: t in Unix
+// milliseconds, rounded up. Rounded down, a message due at 5.7 ms would be
+// moved once the clock reads 5.0 ms, and could be delivered before its due
+// time.
+func dueScore(t time.Time) int64 {
+	const ms = int64(time.Millisecond)
+	return (t.UnixNano() + ms - 1) / ms
 }
 
 // fieldString converts a field value the way go-redis would send it, so the

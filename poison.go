@@ -130,3 +130,68 @@ func (s *subscription) writePoison(ctx context.Context, pe *pendingEntry, force,
 	}
 	return nil
 }
+
+// overDelivered picks, from a read of this consumer's own pending entries
+// (left by an earlier process with the same Consumer name), those already
+// delivered MaxDeliveries times, with their delivery counts. The claimer
+// guards the entries of other consumers; without this check a process that
+// crashes on an entry and restarts under the same name would read it back
+// forever. The read itself counted one more delivery, which is not made.
+func (s *subscription) overDelivered(streams []redis.XStream) map[string]map[string]int64 {
+	limit := s.config().maxDeliveries()
+	if limit == 0 {
+		return nil
+	}
+	over := map[string]map[string]int64{}
+	for _, st := range streams {
+		if len(st.Messages) == 0 {
+			continue
+		}
+		pending, err := s.client.XPendingExt(s.ctx, &redis.XPendingExtArgs{
+			Stream:   st.Stream,
+			Group:    s.group,
+			Start:    st.Messages[0].ID,
+			End:      st.Messages[len(st.Messages)-1].ID,
+			Count:    int64(len(st.Messages)),
+			Consumer: s.config().Consumer,
+		}).Result()
+		if err != nil {
+			// Delivering is the safe side: a crash brings the entries back, and
+			// the check runs again.
+			s.logger.Error("Could not read the delivery counts of own pending entries; delivering them", err,
+				watermill.LogFields{"stream": st.Stream})
+			continue
+		}
+		for _, p := range pending {
+			if delivered := p.RetryCount - 1; delivered >= limit {
+				if over[st.Stream] == nil {
+					over[st.Stream] = map[string]int64{}
+				}
+				over[st.Stream][p.ID] = delivered
+			}
+		}
+	}
+	return over
+}
+
+// poisonOverDelivered moves an own pending entry delivered too many times to
+// the poison stream. When that fails it stays pending, undelivered, and the
+// claimer poisons it after MaxIdleTime.
+func (s *subscription) poisonOverDelivered(stream string, entry redis.XMessage, delivered int64) {
+	fields := watermill.LogFields{"stream": stream, "entry_id": entry.ID, "deliveries": delivered}
+	if len(entry.Values) == 0 {
+		// Deleted meanwhile: nothing to keep, ack it away.
+		s.acker.add(stream, entry.ID)
+		return
+	}
+	reason := fmt.Sprintf("%s (%d)", ReasonExceededMaxDeliveries, delivered)
+	poison := s.poisonEntryFields(stream, entry.ID, entry.Values, reason)
+	if err := s.writePoison(s.ctx, &pendingEntry{sub: s, stream: stream, id: entry.ID}, "0", s.poisonTopic, poison); err != nil {
+		s.logger.Error("Could not poison an entry delivered too many times; it stays pending", err, fields)
+		return
+	}
+	s.logger.Error("Moved an entry delivered too many times to the poison stream", nil, fields)
+	if cb := s.config().OnCrashLoop; cb != nil {
+		cb(s.topic, entry.ID)
+	}
+}

@@ -154,7 +154,8 @@ type SubscriberConfig struct {
 	OnClaim func(topic string, n int)
 	// OnCrashLoop, when set, is called after an entry of topic delivered
 	// MaxDeliveries times without being acked or nacked was moved to the
-	// poison stream. It runs on the claimer's goroutine, so it must return
+	// poison stream. It runs on the claimer's goroutine (on the reader's for
+	// this consumer's own entries, read back at Subscribe), so it must return
 	// quickly. Metrics use it.
 	OnCrashLoop func(topic, entryID string)
 }

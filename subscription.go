@@ -328,6 +328,10 @@ func (s *subscription) readLoop() {
 		if history && got == 0 {
 			history = false
 		}
+		var overDelivered map[string]map[string]int64
+		if history {
+			overDelivered = s.overDelivered(streams)
+		}
 		// XREADGROUP's COUNT applies per stream, so two streams may return up
 		// to twice what was asked; the extra entries wait for their slots.
 		held := n
@@ -350,6 +354,11 @@ func (s *subscription) readLoop() {
 					}
 				}
 				held--
+				if delivered, ok := overDelivered[st.Stream][entry.ID]; ok {
+					s.poisonOverDelivered(st.Stream, entry, delivered)
+					s.releaseSlots(1)
+					continue
+				}
 				s.accept(st.Stream, entry)
 			}
 		}
