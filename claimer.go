@@ -3,7 +3,6 @@ package redrive
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
@@ -36,32 +35,9 @@ type claimerTestSignals struct {
 func newClaimer(s *subscription) *claimer { return &claimer{sub: s} }
 
 func (c *claimer) Start(ctx context.Context) error {
-	ctx, shouldStart, stopped := c.StartInit(ctx)
-	if !shouldStart {
-		return nil
-	}
-	go func() {
-		defer close(stopped)
-		failures := newErrorLog(c.sub.logger, "Claiming idle pending entries failed")
-		ticker := time.NewTicker(c.sub.config().ClaimInterval)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
-			if err := c.claimOnce(ctx); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				failures.failed(err)
-			} else {
-				failures.succeeded()
-			}
-			c.TestSignals.Pass.Signal(struct{}{})
-		}
-	}()
+	startPeriodic(ctx, &c.Base, c.sub.config().ClaimInterval, c.sub.logger,
+		"Claiming idle pending entries failed", c.claimOnce,
+		func(error) { c.TestSignals.Pass.Signal(struct{}{}) })
 	return nil
 }
 

@@ -3,7 +3,6 @@ package redrive
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 
@@ -32,32 +31,9 @@ type consumerJanitorTestSignals struct {
 func newConsumerJanitor(s *subscription) *consumerJanitor { return &consumerJanitor{sub: s} }
 
 func (j *consumerJanitor) Start(ctx context.Context) error {
-	ctx, shouldStart, stopped := j.StartInit(ctx)
-	if !shouldStart {
-		return nil
-	}
-	go func() {
-		defer close(stopped)
-		failures := newErrorLog(j.sub.logger, "Removing idle consumers failed")
-		ticker := time.NewTicker(j.sub.config().CheckConsumersInterval)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
-			if err := j.cleanOnce(ctx); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				failures.failed(err)
-			} else {
-				failures.succeeded()
-			}
-			j.TestSignals.Pass.Signal(struct{}{})
-		}
-	}()
+	startPeriodic(ctx, &j.Base, j.sub.config().CheckConsumersInterval, j.sub.logger,
+		"Removing idle consumers failed", j.cleanOnce,
+		func(error) { j.TestSignals.Pass.Signal(struct{}{}) })
 	return nil
 }
 

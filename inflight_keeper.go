@@ -35,33 +35,18 @@ type inflightKeeperTestSignals struct {
 func newInflightKeeper(s *subscription) *inflightKeeper { return &inflightKeeper{sub: s} }
 
 func (k *inflightKeeper) Start(ctx context.Context) error {
-	ctx, shouldStart, stopped := k.StartInit(ctx)
-	if !shouldStart {
-		return nil
-	}
-	go func() {
-		defer close(stopped)
-		failures := newErrorLog(k.sub.logger, "Refreshing in-flight entries failed")
-		ticker := time.NewTicker(max(k.sub.config().MaxIdleTime/3, minKeeperInterval))
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
+	var refreshed int
+	startPeriodic(ctx, &k.Base, max(k.sub.config().MaxIdleTime/3, minKeeperInterval), k.sub.logger,
+		"Refreshing in-flight entries failed",
+		func(ctx context.Context) (err error) {
+			refreshed, err = k.setIdle(ctx, 0)
+			return err
+		},
+		func(err error) {
+			if err == nil {
+				k.TestSignals.Refreshed.Signal(refreshed)
 			}
-			n, err := k.setIdle(ctx, 0)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				failures.failed(err)
-				continue
-			}
-			failures.succeeded()
-			k.TestSignals.Refreshed.Signal(n)
-		}
-	}()
+		})
 	return nil
 }
 

@@ -1,0 +1,47 @@
+package redrive
+
+import (
+	"context"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/redrive-go/redrive/internal/startstop"
+)
+
+// startPeriodic is the loop of the subscription's periodic services (the
+// claimer, the consumer janitor, the in-flight keeper): it starts on base,
+// runs pass every interval until the service stops, and logs failures
+// without flooding. after, when set, runs after every pass with its error.
+func startPeriodic(ctx context.Context, base *startstop.Base, interval time.Duration, logger watermill.LoggerAdapter,
+	failureMsg string, pass func(context.Context) error, after func(error)) {
+	ctx, shouldStart, stopped := base.StartInit(ctx)
+	if !shouldStart {
+		return
+	}
+	go func() {
+		defer close(stopped)
+		failures := newErrorLog(logger, failureMsg)
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+			err := pass(ctx)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return
+			case err != nil:
+				failures.failed(err)
+			default:
+				failures.succeeded()
+			}
+			if after != nil {
+				after(err)
+			}
+		}
+	}()
+}
