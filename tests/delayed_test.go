@@ -405,7 +405,7 @@ func TestDelayedDelayOnErrorThroughPoisonQueueAndRequeuer(t *testing.T) {
 	}
 	attempts := make(chan attempt, 10)
 	var calls atomic.Int32
-	router.AddNoPublisherHandler("doe", topic, newSub("doe"), func(msg *message.Message) error {
+	router.AddConsumerHandler("doe", topic, newSub("doe"), func(msg *message.Message) error {
 		n := calls.Add(1)
 		attempts <- attempt{at: time.Now(), msg: msg.Copy()}
 		if n == 1 {

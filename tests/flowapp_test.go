@@ -138,7 +138,7 @@ func startFlowApp(t *testing.T, client redis.UniversalClient, topic string, opts
 		t.Fatalf("NewRouter: %v", err)
 	}
 	router.AddMiddleware(retry.Middleware)
-	router.AddNoPublisherHandler("flow", topic, sub, a.handle)
+	router.AddConsumerHandler("flow", topic, sub, a.handle)
 
 	runDone := make(chan error, 1)
 	go func() { runDone <- router.Run(context.Background()) }()

@@ -185,7 +185,7 @@ func TestRetryFaultRequeueFailsWhileRedisIsStopped(t *testing.T) {
 		redisBack  = make(chan struct{})
 		handled    = make(chan struct{})
 	)
-	router.AddNoPublisherHandler("down", topic, sub, func(msg *message.Message) error {
+	router.AddConsumerHandler("down", topic, sub, func(msg *message.Message) error {
 		d := delivery{md: msg.Copy().Metadata}
 		if rd, ok := redrive.DeliveryOf(msg); ok {
 			d.stream = rd.Stream
@@ -339,7 +339,7 @@ func TestRetryFaultCrashLoopChildProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewRouter: %v", err)
 	}
-	router.AddNoPublisherHandler("crash", topic, sub, func(msg *message.Message) error {
+	router.AddConsumerHandler("crash", topic, sub, func(msg *message.Message) error {
 		if msg.UUID != killer {
 			return client.HIncrBy(ctx, handled, msg.UUID, 1).Err()
 		}
@@ -760,7 +760,7 @@ func TestRetryFaultTwoGroupsAtScale(t *testing.T) {
 		{"b", "B", handlerB},
 	} {
 		sub := retryFaultSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: h.group, Consumer: h.name})
-		router.AddNoPublisherHandler(h.name, topic, sub, h.fn).AddMiddleware(retry.Middleware)
+		router.AddConsumerHandler(h.name, topic, sub, h.fn).AddMiddleware(retry.Middleware)
 	}
 	closeRouter := retryFaultRun(t, router)
 
@@ -872,7 +872,7 @@ func TestRetryFaultAckAndRequeueAreAtomic(t *testing.T) {
 		})
 		sub := retryFaultSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: group})
 		router := retryFaultRouter(t)
-		router.AddNoPublisherHandler("fail", topic, sub, func(*message.Message) error {
+		router.AddConsumerHandler("fail", topic, sub, func(*message.Message) error {
 			return errors.New("always fails")
 		}).AddMiddleware(retry.Middleware)
 		retryFaultRun(t, router)
@@ -930,7 +930,7 @@ func TestRetryFaultAckAndRequeueAreAtomic(t *testing.T) {
 		})
 		sub := retryFaultSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: group})
 		router := retryFaultRouter(t)
-		router.AddNoPublisherHandler("churn", topic, sub, func(msg *message.Message) error {
+		router.AddConsumerHandler("churn", topic, sub, func(msg *message.Message) error {
 			if failing.Load() {
 				failures.Add(1)
 				return errors.New("fails while the test watches")
