@@ -10,10 +10,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ackFlushAttempts bounds how often a failed ack batch is sent again. An ack
-// that never reaches Redis is not lost work: the entry stays pending and is
-// delivered again (at-least-once).
-const ackFlushAttempts = 5
+// ackFlushAttemptsAtClose bounds how often a failed ack batch is sent again
+// once the subscription is closing. Until then a batch is sent again, with
+// capped backoff, until Redis takes it: acks dropped during an outage would
+// make every message handled meanwhile run again. An ack that never reaches
+// Redis is not lost work: the entry stays pending and is delivered again
+// (at-least-once).
+const ackFlushAttemptsAtClose = 5
 
 type ackRequest struct {
 	stream string
@@ -106,22 +109,33 @@ func (a *acker) flush(batch []ackRequest) {
 	for _, r := range batch {
 		byStream[r.stream] = append(byStream[r.stream], r.id)
 	}
-	failures := newErrorLog(s.logger, "Acking messages failed; they will be delivered again if this persists")
+	failures := newErrorLog(s.logger, "Acking messages failed; retrying (the messages are delivered again if it never succeeds)")
 	backoff := readErrorBackoff
-	for attempt := 1; ; attempt++ {
+	attemptsAtClose := 0
+	for {
 		err := a.send(byStream)
-		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") && attempt < ackFlushAttempts {
-			continue // loaded now; send again at once
+		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			err = a.send(byStream) // the script is loaded now
 		}
 		if err == nil {
 			failures.succeeded()
 			return
 		}
 		failures.failed(err)
-		if attempt == ackFlushAttempts {
-			return
+		select {
+		case <-a.done:
+			attemptsAtClose++
+			if attemptsAtClose >= ackFlushAttemptsAtClose {
+				return
+			}
+		default:
 		}
-		time.Sleep(backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-a.done:
+			t.Stop()
+		}
 		backoff = min(2*backoff, readErrorBackoffMax)
 	}
 }
