@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -38,6 +40,8 @@ type Publisher struct {
 	mu     sync.Mutex
 	queue  []*publishRequest
 	active int
+	// preparing counts Publish calls still marshalling their messages.
+	preparing atomic.Int32
 
 	// closeMu is held for reading by every Publish in progress, so Close
 	// waits for them.
@@ -80,6 +84,10 @@ type publishRequest struct {
 	taken bool
 }
 
+// maxJoinWaits bounds how many scheduler turns a sender gives callers that
+// are still marshalling, so they can share its round trip.
+const maxJoinWaits = 4
+
 // Publish sends msgs to topic. It returns when Redis has stored all of them,
 // or with the first error. A message that cannot be marshalled fails the
 // call before anything is sent.
@@ -96,7 +104,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		return nil
 	}
 
+	p.preparing.Add(1)
 	out, err := p.prepare(topic, msgs)
+	p.preparing.Add(-1)
 	if err != nil {
 		return err
 	}
@@ -153,6 +163,16 @@ func (p *Publisher) submit(req *publishRequest) error {
 		return <-req.done
 	}
 	p.active++
+	if p.preparing.Load() > 0 {
+		// Other callers are marshalling messages right now: let them queue
+		// up first (a few scheduler turns at most), so this round trip
+		// carries them all instead of this message alone.
+		p.mu.Unlock()
+		for i := 0; i < maxJoinWaits && p.preparing.Load() > 0; i++ {
+			runtime.Gosched()
+		}
+		p.mu.Lock()
+	}
 	p.serve(req)
 	return <-req.done
 }
