@@ -163,16 +163,6 @@ func (p *Publisher) submit(req *publishRequest) error {
 		return <-req.done
 	}
 	p.active++
-	if p.preparing.Load() > 0 {
-		// Other callers are marshalling messages right now: let them queue
-		// up first (a few scheduler turns at most), so this round trip
-		// carries them all instead of this message alone.
-		p.mu.Unlock()
-		for i := 0; i < maxJoinWaits && p.preparing.Load() > 0; i++ {
-			runtime.Gosched()
-		}
-		p.mu.Lock()
-	}
 	p.serve(req)
 	return <-req.done
 }
@@ -183,6 +173,16 @@ func (p *Publisher) submit(req *publishRequest) error {
 // caller can return. It is called with mu held and releases it.
 func (p *Publisher) serve(own *publishRequest) {
 	for len(p.queue) > 0 {
+		if p.preparing.Load() > 0 {
+			// Other callers are marshalling messages right now: let them
+			// queue up first (a few scheduler turns at most), so this round
+			// trip carries them all instead of leaving them for the next.
+			p.mu.Unlock()
+			for i := 0; i < maxJoinWaits && p.preparing.Load() > 0; i++ {
+				runtime.Gosched()
+			}
+			p.mu.Lock()
+		}
 		n, size := 0, 0
 		for n < len(p.queue) && size < p.config.MaxPipelineSize {
 			p.queue[n].taken = true
