@@ -626,28 +626,8 @@ type delayedChild struct {
 
 func delayedStartChild(t *testing.T, env ...string) *delayedChild {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatalf("os.Executable: %v", err)
-	}
-	cmd := exec.Command(exe, "-test.run=^TestDelayedMoverChildProcess$", "-test.count=1", "-test.timeout=3m")
-	cmd.Env = append(os.Environ(), env...)
-	logFile, err := os.CreateTemp(t.TempDir(), "child-*.log")
-	if err != nil {
-		t.Fatalf("child log: %v", err)
-	}
-	cmd.Stderr = logFile
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatalf("stdin pipe: %v", err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatalf("stdout pipe: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start helper process: %v", err)
-	}
+	child := startChildProcess(t, "TestDelayedMoverChildProcess", 3*time.Minute, "child-*.log", env...)
+	cmd, stdin, stdout, logFile := child.cmd, child.stdin, child.stdout, child.log
 	c := &delayedChild{cmd: cmd, stdin: stdin, lines: make(chan string, 100), done: make(chan struct{}), log: logFile}
 	go func() {
 		sc := bufio.NewScanner(stdout)

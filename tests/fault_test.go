@@ -188,10 +188,6 @@ type faultChild struct {
 // stops by itself if the test process dies (its stdin closes).
 func faultStartChild(t *testing.T, cfg faultChildConfig) *faultChild {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatalf("os.Executable: %v", err)
-	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatalf("marshal child config: %v", err)
@@ -200,34 +196,17 @@ func faultStartChild(t *testing.T, cfg faultChildConfig) *faultChild {
 	if d, ok := t.Deadline(); ok {
 		timeout = time.Until(d) + time.Minute
 	}
-	cmd := exec.Command(exe, "-test.run=^TestFaultChildProcess$", "-test.count=1", "-test.timeout="+timeout.Round(time.Second).String())
-	cmd.Env = append(os.Environ(), faultChildEnv+"="+string(raw))
-	logFile, err := os.CreateTemp(t.TempDir(), "child-"+cfg.Consumer+"-*.log")
-	if err != nil {
-		t.Fatalf("child log: %v", err)
-	}
-	cmd.Stderr = logFile
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatalf("stdin pipe: %v", err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatalf("stdout pipe: %v", err)
-	}
-	err = cmd.Start()
+	child := startChildProcess(t, "TestFaultChildProcess", timeout, "child-"+cfg.Consumer+"-*.log", faultChildEnv+"="+string(raw))
+	cmd, stdin, stdout := child.cmd, child.stdin, child.stdout
 	// The child has its own descriptor of the log.
-	_ = logFile.Close()
-	if err != nil {
-		t.Fatalf("start consumer process %s: %v", cfg.Consumer, err)
-	}
+	_ = child.log.Close()
 	c := &faultChild{
 		name:    cfg.Consumer,
 		cmd:     cmd,
 		stdin:   stdin,
 		ready:   make(chan struct{}),
 		done:    make(chan struct{}),
-		logPath: logFile.Name(),
+		logPath: child.log.Name(),
 	}
 	go func() {
 		sc := bufio.NewScanner(stdout)

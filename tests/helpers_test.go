@@ -3,7 +3,9 @@ package tests
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -309,4 +311,43 @@ func deleteKeysAfter(t *testing.T, client redis.UniversalClient, topic string) {
 		found, _ := client.Keys(ctx, strings.TrimSuffix(keys.Delayed, ":delayed")+"*").Result()
 		_ = client.Del(ctx, append(found, topic)...).Err()
 	})
+}
+
+// childProcess is this test binary re-run as a child process that runs only
+// one test, for tests that kill processes.
+type childProcess struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout io.ReadCloser
+	// log holds the child's stderr.
+	log *os.File
+}
+
+// startChildProcess starts the child running only testName, with env added
+// to this process's environment and the given -test.timeout.
+func startChildProcess(t *testing.T, testName string, timeout time.Duration, logPattern string, env ...string) childProcess {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatalf("os.Executable: %v", err)
+	}
+	cmd := exec.Command(exe, "-test.run=^"+testName+"$", "-test.count=1", "-test.timeout="+timeout.Round(time.Second).String())
+	cmd.Env = append(os.Environ(), env...)
+	logFile, err := os.CreateTemp(t.TempDir(), logPattern)
+	if err != nil {
+		t.Fatalf("child log: %v", err)
+	}
+	cmd.Stderr = logFile
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatalf("stdin pipe: %v", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("stdout pipe: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start child process %s: %v", testName, err)
+	}
+	return childProcess{cmd: cmd, stdin: stdin, stdout: stdout, log: logFile}
 }

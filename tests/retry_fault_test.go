@@ -381,28 +381,8 @@ type retryFaultChild struct {
 
 func retryFaultStartChild(t *testing.T, env []string) *retryFaultChild {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatalf("os.Executable: %v", err)
-	}
-	cmd := exec.Command(exe, "-test.run=^TestRetryFaultCrashLoopChildProcess$", "-test.count=1", "-test.timeout=3m")
-	cmd.Env = append(os.Environ(), env...)
-	logFile, err := os.CreateTemp(t.TempDir(), "child-*.log")
-	if err != nil {
-		t.Fatalf("child log: %v", err)
-	}
-	cmd.Stderr = logFile
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatalf("stdin pipe: %v", err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatalf("stdout pipe: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start helper process: %v", err)
-	}
+	child := startChildProcess(t, "TestRetryFaultCrashLoopChildProcess", 3*time.Minute, "child-*.log", env...)
+	cmd, stdin, stdout, logFile := child.cmd, child.stdin, child.stdout, child.log
 	c := &retryFaultChild{cmd: cmd, stdin: stdin, ready: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		b := make([]byte, 4096)
