@@ -145,16 +145,7 @@ func (a *acker) send(byStream map[string][]string) error {
 	ctx := context.Background()
 	pipe := s.client.Pipeline()
 	for stream, ids := range byStream {
-		if s.deleteFlag(stream) == "1" {
-			args := make([]interface{}, 0, len(ids)+1)
-			args = append(args, s.group)
-			for _, id := range ids {
-				args = append(args, id)
-			}
-			ackDeleteScript.Run(ctx, pipe, []string{stream}, args...)
-			continue
-		}
-		pipe.XAck(ctx, stream, s.group, ids...)
+		s.ack(ctx, pipe, stream, ids...)
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && err != redis.Nil {
@@ -169,4 +160,24 @@ func (a *acker) send(byStream map[string][]string) error {
 		return err
 	}
 	return nil
+}
+
+// ackCmdable is a client or a pipeline that can ack.
+type ackCmdable interface {
+	redis.Scripter
+	XAck(ctx context.Context, stream, group string, ids ...string) *redis.IntCmd
+}
+
+// ack acks ids of stream on c. Entries of the group's private retry stream
+// are deleted in the same step: nobody else reads them.
+func (s *subscription) ack(ctx context.Context, c ackCmdable, stream string, ids ...string) redis.Cmder {
+	if s.deleteFlag(stream) == "1" {
+		args := make([]interface{}, 0, len(ids)+1)
+		args = append(args, s.group)
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		return ackDeleteScript.Run(ctx, c, []string{stream}, args...)
+	}
+	return c.XAck(ctx, stream, s.group, ids...)
 }

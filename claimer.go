@@ -73,17 +73,10 @@ func (c *claimer) claimOnce(ctx context.Context) error {
 			}
 		}
 		for _, e := range exceeded {
-			reason := fmt.Sprintf("%s (%d)", ReasonExceededMaxDeliveries, e.deliveries)
-			fields := s.poisonEntryFields(stream, e.id, e.values, reason)
-			if err := s.writePoison(ctx, &pendingEntry{sub: s, stream: stream, id: e.id}, "0", s.poisonTopic, fields); err != nil {
+			if err := s.poisonCrashLoop(ctx, stream, e.id, e.values, e.deliveries); err != nil {
 				return err
 			}
-			s.logger.Error("Moved an entry delivered too many times to the poison stream", nil,
-				watermill.LogFields{"stream": stream, "entry_id": e.id, "deliveries": e.deliveries})
 			c.TestSignals.Poisoned.Signal(e.id)
-			if cfg.OnCrashLoop != nil {
-				cfg.OnCrashLoop(s.topic, e.id)
-			}
 		}
 	}
 	return nil

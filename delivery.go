@@ -129,7 +129,7 @@ func (d *Delivery) Poison(ctx context.Context, msg *message.Message, poisonTopic
 	if err != nil {
 		return fmt.Errorf("redrive: poison message %s: marshal: %w", msg.UUID, err)
 	}
-	if err := s.writePoison(ctx, d.entry, d.forceFlag(), poisonTopic, fields); err != nil {
+	if err := s.writePoison(ctx, d.Stream, d.EntryID, d.forceFlag(), poisonTopic, fields); err != nil {
 		return fmt.Errorf("redrive: poison message %s: %w", msg.UUID, err)
 	}
 	d.entry.settled.Store(true)

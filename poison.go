@@ -87,7 +87,7 @@ func (s *subscription) poisonUndecodable(stream string, entry redis.XMessage, ca
 	}
 	s.logger.Error("Moving an entry that cannot be decoded to the poison stream", cause, fields)
 	poison := s.poisonEntryFields(stream, entry.ID, entry.Values, ReasonUndecodable+": "+cause.Error())
-	if err := s.writePoison(s.ctx, &pendingEntry{sub: s, stream: stream, id: entry.ID}, "0", s.poisonTopic, poison); err != nil {
+	if err := s.writePoison(s.ctx, stream, entry.ID, "0", s.poisonTopic, poison); err != nil {
 		// Still pending and not refreshed: after MaxIdleTime the claimer
 		// takes it and poisons it again. Never lost.
 		s.logger.Error("Could not poison the entry; it stays pending", err, fields)
@@ -97,15 +97,8 @@ func (s *subscription) poisonUndecodable(stream string, entry redis.XMessage, ca
 // writePoison adds fields to poisonStream and acks the entry. Where the two
 // streams may be used in one script it is atomic; across cluster slots the
 // poison entry is written first, so a crash duplicates rather than loses.
-func (s *subscription) writePoison(ctx context.Context, pe *pendingEntry, force, poisonStream string, fields map[string]interface{}) error {
-	stream, id := pe.stream, pe.id
-	if s.group == "" {
-		if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: poisonStream, Values: fields}).Err(); err != nil {
-			return fmt.Errorf("add to poison stream %q: %w", poisonStream, err)
-		}
-		return nil
-	}
-	if !isCluster(s.client) || HashSlot(stream) == HashSlot(poisonStream) {
+func (s *subscription) writePoison(ctx context.Context, stream, id, force, poisonStream string, fields map[string]interface{}) error {
+	if s.group != "" && (!isCluster(s.client) || HashSlot(stream) == HashSlot(poisonStream)) {
 		args := []interface{}{s.group, id, s.deleteFlag(stream), 0, force}
 		for k, v := range fields {
 			args = append(args, k, v)
@@ -119,13 +112,10 @@ func (s *subscription) writePoison(ctx context.Context, pe *pendingEntry, force,
 	if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: poisonStream, Values: fields}).Err(); err != nil {
 		return fmt.Errorf("add to poison stream %q: %w", poisonStream, err)
 	}
-	var err error
-	if s.deleteFlag(stream) == "1" {
-		err = ackDeleteScript.Run(ctx, s.client, []string{stream}, s.group, id).Err()
-	} else {
-		err = s.client.XAck(ctx, stream, s.group, id).Err()
+	if s.group == "" {
+		return nil // a fan-out reader has nothing to ack
 	}
-	if err != nil {
+	if err := s.ack(ctx, s.client, stream, id).Err(); err != nil {
 		return fmt.Errorf("ack poisoned entry %s of %q: %w", id, stream, err)
 	}
 	return nil
@@ -178,20 +168,31 @@ func (s *subscription) overDelivered(streams []redis.XStream) map[string]map[str
 // the poison stream. When that fails it stays pending, undelivered, and the
 // claimer poisons it after MaxIdleTime.
 func (s *subscription) poisonOverDelivered(stream string, entry redis.XMessage, delivered int64) {
-	fields := watermill.LogFields{"stream": stream, "entry_id": entry.ID, "deliveries": delivered}
 	if len(entry.Values) == 0 {
 		// Deleted meanwhile: nothing to keep, ack it away.
 		s.acker.add(stream, entry.ID)
 		return
 	}
+	if err := s.poisonCrashLoop(s.ctx, stream, entry.ID, entry.Values, delivered); err != nil {
+		s.logger.Error("Could not poison an entry delivered too many times; it stays pending", err,
+			watermill.LogFields{"stream": stream, "entry_id": entry.ID, "deliveries": delivered})
+	}
+}
+
+// poisonCrashLoop moves an entry delivered MaxDeliveries times without being
+// settled (its handler probably kills the process) to the poison stream, and
+// tells OnCrashLoop. The claimer uses it for other consumers' entries, the
+// reader for this consumer's own.
+func (s *subscription) poisonCrashLoop(ctx context.Context, stream, id string, values map[string]interface{}, delivered int64) error {
 	reason := fmt.Sprintf("%s (%d)", ReasonExceededMaxDeliveries, delivered)
-	poison := s.poisonEntryFields(stream, entry.ID, entry.Values, reason)
-	if err := s.writePoison(s.ctx, &pendingEntry{sub: s, stream: stream, id: entry.ID}, "0", s.poisonTopic, poison); err != nil {
-		s.logger.Error("Could not poison an entry delivered too many times; it stays pending", err, fields)
-		return
+	fields := s.poisonEntryFields(stream, id, values, reason)
+	if err := s.writePoison(ctx, stream, id, "0", s.poisonTopic, fields); err != nil {
+		return err
 	}
-	s.logger.Error("Moved an entry delivered too many times to the poison stream", nil, fields)
+	s.logger.Error("Moved an entry delivered too many times to the poison stream", nil,
+		watermill.LogFields{"stream": stream, "entry_id": id, "deliveries": delivered})
 	if cb := s.config().OnCrashLoop; cb != nil {
-		cb(s.topic, entry.ID)
+		cb(s.topic, id)
 	}
+	return nil
 }

@@ -77,6 +77,36 @@ type outgoing struct {
 	member     string
 }
 
+// key is the key the message is written to: its stream, or its delayed set.
+func (o outgoing) key() string {
+	if o.delayedKey != "" {
+		return o.delayedKey
+	}
+	return o.topic
+}
+
+// write queues or sends the command that stores the message on c (a client
+// or a pipeline).
+func (o outgoing) write(ctx context.Context, c redis.Cmdable) redis.Cmder {
+	if o.delayedKey != "" {
+		return c.ZAdd(ctx, o.delayedKey, redis.Z{Score: float64(dueScore(o.dueAt)), Member: o.member})
+	}
+	return c.XAdd(ctx, &redis.XAddArgs{
+		Stream: o.topic,
+		Values: o.fields,
+		MaxLen: o.maxlen,
+		Approx: o.maxlen > 0,
+	})
+}
+
+// announce wakes this process's movers of a delayed message once it is
+// stored, so it is moved on time.
+func (o outgoing) announce() {
+	if o.delayedKey != "" {
+		processWakeups.notify(o.delayedKey, o.dueAt)
+	}
+}
+
 type publishRequest struct {
 	msgs []outgoing
 	done chan error
@@ -234,11 +264,7 @@ func (p *Publisher) sendPerMaster(cc *redis.ClusterClient, batch []*publishReque
 	byMaster := map[*redis.Client][]*publishRequest{}
 	for _, req := range batch {
 		o := req.msgs[0]
-		key := o.topic
-		if o.delayedKey != "" {
-			key = o.delayedKey
-		}
-		master, err := cc.MasterForKey(ctx, key)
+		master, err := cc.MasterForKey(ctx, o.key())
 		if err != nil {
 			req.done <- fmt.Errorf("redrive: publish %d messages to %q: find the master: %w", len(req.msgs), o.topic, err)
 			continue
@@ -259,50 +285,29 @@ func (p *Publisher) sendPerMaster(cc *redis.ClusterClient, batch []*publishReque
 	wg.Wait()
 }
 
-// sendPipeline sends batch in one pipeline, ending with WAIT when
-// WaitReplicas is set, answers each request and reports whether a command
-// failed (a WAIT that counted too few replicas did not fail).
 // sendOne sends a lone message as a plain command: a pipeline's bookkeeping
 // is measurable against one round trip.
 func (p *Publisher) sendOne(req *publishRequest) {
 	ctx := context.Background()
 	o := req.msgs[0]
-	var err error
-	if o.delayedKey != "" {
-		err = p.config.Client.ZAdd(ctx, o.delayedKey, redis.Z{Score: float64(dueScore(o.dueAt)), Member: o.member}).Err()
-		if err == nil {
-			processWakeups.notify(o.delayedKey, o.dueAt)
-		}
-	} else {
-		err = p.config.Client.XAdd(ctx, &redis.XAddArgs{
-			Stream: o.topic,
-			Values: o.fields,
-			MaxLen: o.maxlen,
-			Approx: o.maxlen > 0,
-		}).Err()
+	if err := o.write(ctx, p.config.Client).Err(); err != nil {
+		req.done <- fmt.Errorf("redrive: publish message %s to %q: %w", o.uuid, o.topic, err)
+		return
 	}
-	if err != nil {
-		err = fmt.Errorf("redrive: publish message %s to %q: %w", o.uuid, o.topic, err)
-	}
-	req.done <- err
+	o.announce()
+	req.done <- nil
 }
 
+// sendPipeline sends batch in one pipeline, ending with WAIT when
+// WaitReplicas is set, answers each request and reports whether a command
+// failed (a WAIT that counted too few replicas did not fail).
 func (p *Publisher) sendPipeline(client interface{ Pipeline() redis.Pipeliner }, batch []*publishRequest) (failed bool) {
 	ctx := context.Background()
 	pipe := client.Pipeline()
 	cmds := make([][]redis.Cmder, len(batch))
 	for i, req := range batch {
 		for _, o := range req.msgs {
-			if o.delayedKey != "" {
-				cmds[i] = append(cmds[i], pipe.ZAdd(ctx, o.delayedKey, redis.Z{Score: float64(dueScore(o.dueAt)), Member: o.member}))
-				continue
-			}
-			cmds[i] = append(cmds[i], pipe.XAdd(ctx, &redis.XAddArgs{
-				Stream: o.topic,
-				Values: o.fields,
-				MaxLen: o.maxlen,
-				Approx: o.maxlen > 0,
-			}))
+			cmds[i] = append(cmds[i], o.write(ctx, pipe))
 		}
 	}
 	var wait *redis.Cmd
@@ -333,8 +338,8 @@ func (p *Publisher) sendPipeline(client interface{ Pipeline() redis.Pipeliner },
 				firstErr = fmt.Errorf("redrive: publish message %s to %q: %w", o.uuid, o.topic, err)
 				failed = true
 			}
-			if err == nil && o.delayedKey != "" {
-				processWakeups.notify(o.delayedKey, o.dueAt)
+			if err == nil {
+				o.announce()
 			}
 		}
 		if firstErr == nil && waitErr != nil {
