@@ -35,21 +35,21 @@ type Publisher struct {
 	config PublisherConfig
 	logger watermill.LoggerAdapter
 
-	// queue holds requests waiting for a round trip; active counts the round
-	// trips in flight (at most Pipelines). Both are guarded by mu.
+	// queue holds requests waiting for a round trip; active counts the
+	// round-trip slots in use (at most Pipelines), each held by a caller
+	// that sends for the queue. Both are guarded by mu.
 	mu     sync.Mutex
 	queue  []*publishRequest
 	active int
-	// preparing counts Publish calls still marshalling their messages.
+	// callers counts Publish calls in progress, and preparing those of them
+	// still marshalling their messages, who will queue in a moment.
+	callers   atomic.Int32
 	preparing atomic.Int32
 
-	// closeMu is held for reading by every Publish in progress, so Close
-	// waits for them.
+	// closeMu is held for reading by every Publish in progress, senders
+	// included, so Close waits for them.
 	closeMu sync.RWMutex
 	closed  bool
-	// carriers tracks the goroutines that finish a round trip for callers
-	// who already got their answer.
-	carriers sync.WaitGroup
 }
 
 // NewPublisher creates a Publisher.
@@ -109,13 +109,21 @@ func (o outgoing) announce() {
 
 type publishRequest struct {
 	msgs []outgoing
+	// done receives the request's answer, and before it errTakeOver when
+	// the caller is to send for the queue. The two never block each other.
 	done chan error
-	// taken is set, under Publisher.mu, once a round trip carries the request.
-	taken bool
+	// taken is set once a round trip carries the request, and sender once
+	// a round-trip slot has been handed to its caller; both under
+	// Publisher.mu.
+	taken  bool
+	sender bool
 }
 
+// errTakeOver tells a waiting caller that a round-trip slot is now its own.
+var errTakeOver = errors.New("redrive: take over the round-trip slot")
+
 // maxJoinWaits bounds how many scheduler turns a sender gives callers that
-// are still marshalling, so they can share its round trip.
+// are about to queue, so they can share its round trip.
 const maxJoinWaits = 4
 
 // Publish sends msgs to topic. It returns when Redis has stored all of them,
@@ -133,6 +141,8 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	p.callers.Add(1)
+	defer p.callers.Add(-1)
 
 	p.preparing.Add(1)
 	out, err := p.prepare(topic, msgs)
@@ -144,7 +154,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	// the chunks go out in order, so messages keep the order they were given.
 	for start := 0; start < len(out); start += p.config.MaxPipelineSize {
 		end := min(start+p.config.MaxPipelineSize, len(out))
-		req := &publishRequest{msgs: out[start:end], done: make(chan error, 1)}
+		req := &publishRequest{msgs: out[start:end], done: make(chan error, 2)}
 		if err := p.submit(req); err != nil {
 			return err
 		}
@@ -188,30 +198,29 @@ func (p *Publisher) prepare(topic string, msgs []*message.Message) ([]outgoing, 
 func (p *Publisher) submit(req *publishRequest) error {
 	p.mu.Lock()
 	p.queue = append(p.queue, req)
-	if p.active == p.config.Pipelines {
+	if p.active < p.config.Pipelines {
+		p.active++
+		req.sender = true
+	} else {
 		p.mu.Unlock()
-		return <-req.done
+		if err := <-req.done; err != errTakeOver {
+			return err
+		}
+		p.mu.Lock()
 	}
-	p.active++
 	p.serve(req)
 	return <-req.done
 }
 
 // serve sends queued requests, up to MaxPipelineSize messages per round
-// trip, until own went out (own nil: until the queue is empty). When others
-// still wait then, a carrier goroutine takes over this round-trip slot so the
-// caller can return. It is called with mu held and releases it.
+// trip, until own went out. Its caller then returns, and the round-trip slot
+// passes to a caller still waiting, who is woken anyway and so costs no
+// extra goroutine. It is called with mu held and releases it.
 func (p *Publisher) serve(own *publishRequest) {
-	for len(p.queue) > 0 {
-		if p.preparing.Load() > 0 {
-			// Other callers are marshalling messages right now: let them
-			// queue up first (a few scheduler turns at most), so this round
-			// trip carries them all instead of leaving them for the next.
-			p.mu.Unlock()
-			for i := 0; i < maxJoinWaits && p.preparing.Load() > 0; i++ {
-				runtime.Gosched()
-			}
-			p.mu.Lock()
+	for !own.taken {
+		p.awaitJoiners()
+		if own.taken {
+			break // another sender took it while this one waited
 		}
 		n, size := 0, 0
 		for n < len(p.queue) && size < p.config.MaxPipelineSize {
@@ -224,22 +233,41 @@ func (p *Publisher) serve(own *publishRequest) {
 		p.mu.Unlock()
 		p.send(batch)
 		p.mu.Lock()
-		if own != nil && own.taken {
-			if len(p.queue) > 0 {
-				p.carriers.Add(1)
-				go func() {
-					defer p.carriers.Done()
-					p.mu.Lock()
-					p.serve(nil)
-				}()
-				p.mu.Unlock()
-				return
-			}
-			break
+	}
+	p.handOver()
+	p.mu.Unlock()
+}
+
+// awaitJoiners gives callers that are about to queue a few scheduler turns
+// to do so, as long as the queue keeps growing, so that the round trip
+// carries them too: callers answered by the last round trip come straight
+// back with their next message. It is called and returns with mu held.
+func (p *Publisher) awaitJoiners() {
+	if p.callers.Load() == 1 {
+		return // a lone caller: nobody to wait for
+	}
+	for range maxJoinWaits {
+		queued := len(p.queue)
+		p.mu.Unlock()
+		runtime.Gosched()
+		p.mu.Lock()
+		if len(p.queue) == queued && p.preparing.Load() == 0 {
+			return
+		}
+	}
+}
+
+// handOver gives the caller's round-trip slot to the first queued caller
+// without one, or frees it. It is called with mu held.
+func (p *Publisher) handOver() {
+	for _, req := range p.queue {
+		if !req.sender {
+			req.sender = true
+			req.done <- errTakeOver
+			return
 		}
 	}
 	p.active--
-	p.mu.Unlock()
 }
 
 func (p *Publisher) send(batch []*publishRequest) {
@@ -395,6 +423,5 @@ func (p *Publisher) Close() error {
 		return nil
 	}
 	p.closed = true
-	p.carriers.Wait()
 	return nil
 }
