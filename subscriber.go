@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/redisinfo"
 )
 
 // ErrSubscriberClosed is returned by Subscribe after Close.
@@ -146,8 +147,8 @@ func (s *Subscriber) checkServerVersion(ctx context.Context) error {
 			s.logger.Debug("Cannot read the Redis server version; not checking it", watermill.LogFields{"err": err.Error()})
 			return
 		}
-		version := infoField(info, "redis_version")
-		major, minor, ok := parseVersion(version)
+		version := redisinfo.Field(info, "redis_version")
+		major, minor, ok := redisinfo.Version(version)
 		if !ok {
 			return
 		}
@@ -156,25 +157,6 @@ func (s *Subscriber) checkServerVersion(ctx context.Context) error {
 		}
 	})
 	return s.versionErr
-}
-
-func infoField(info, name string) string {
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-func parseVersion(v string) (major, minor int, ok bool) {
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return 0, 0, false
-	}
-	major, err1 := strconv.Atoi(parts[0])
-	minor, err2 := strconv.Atoi(parts[1])
-	return major, minor, err1 == nil && err2 == nil
 }
 
 func isBusyGroup(err error) bool {

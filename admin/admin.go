@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/redisinfo"
 )
 
 // Defaults for Config.
@@ -132,15 +133,8 @@ func (a *Admin) serverHasLag(ctx context.Context) bool {
 		if err != nil {
 			return
 		}
-		for _, line := range strings.Split(info, "\n") {
-			v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:")
-			if !ok {
-				continue
-			}
-			major, err := strconv.Atoi(strings.SplitN(v, ".", 2)[0])
-			if err == nil && major < 7 {
-				a.lagKnown = false
-			}
+		if major, _, ok := redisinfo.Version(redisinfo.Field(info, "redis_version")); ok && major < 7 {
+			a.lagKnown = false
 		}
 	})
 	return a.lagKnown

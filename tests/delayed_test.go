@@ -621,14 +621,13 @@ type delayedChild struct {
 	lines chan string
 	done  chan struct{}
 	err   error
-	log   *os.File
 }
 
 func delayedStartChild(t *testing.T, env ...string) *delayedChild {
 	t.Helper()
 	child := startChildProcess(t, "TestDelayedMoverChildProcess", 3*time.Minute, "child-*.log", env...)
-	cmd, stdin, stdout, logFile := child.cmd, child.stdin, child.stdout, child.log
-	c := &delayedChild{cmd: cmd, stdin: stdin, lines: make(chan string, 100), done: make(chan struct{}), log: logFile}
+	cmd, stdin, stdout := child.cmd, child.stdin, child.stdout
+	c := &delayedChild{cmd: cmd, stdin: stdin, lines: make(chan string, 100), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -638,20 +637,7 @@ func delayedStartChild(t *testing.T, env ...string) *delayedChild {
 		c.err = cmd.Wait()
 		close(c.done)
 	}()
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		select {
-		case <-c.done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-c.done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("helper process %d stderr:\n%s", cmd.Process.Pid, b)
-		}
-		_ = logFile.Close()
-	})
+	child.stopAtCleanup(t, c.done, 10*time.Second, func() { child.logStderr(t) })
 	return c
 }
 

@@ -220,17 +220,10 @@ func faultStartChild(t *testing.T, cfg faultChildConfig) *faultChild {
 		_ = cmd.Wait()
 		close(c.done)
 	}()
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		select {
-		case <-c.done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-c.done
-		}
+	child.stopAtCleanup(t, c.done, 20*time.Second, func() {
 		// The logs of processes the test killed on purpose would drown
 		// the others (the soak test kills dozens).
-		if t.Failed() && !c.sigkilled.Load() {
+		if !c.sigkilled.Load() {
 			t.Logf("consumer process %s (pid %d) stderr, end:\n%s", c.name, cmd.Process.Pid, faultTail(c.logPath, 3000))
 		}
 	})

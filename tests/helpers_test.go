@@ -351,3 +351,29 @@ func startChildProcess(t *testing.T, testName string, timeout time.Duration, log
 	}
 	return childProcess{cmd: cmd, stdin: stdin, stdout: stdout, log: logFile}
 }
+
+// stopAtCleanup ends the child when the test ends: it closes the child's
+// stdin (the child's signal to finish), waits up to grace for exited (closed
+// once the child was reaped), kills it past that, and calls report if the
+// test failed.
+func (c childProcess) stopAtCleanup(t *testing.T, exited <-chan struct{}, grace time.Duration, report func()) {
+	t.Cleanup(func() {
+		_ = c.stdin.Close()
+		select {
+		case <-exited:
+		case <-time.After(grace):
+			_ = c.cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			report()
+		}
+		_ = c.log.Close()
+	})
+}
+
+// logStderr logs all the child wrote to its stderr.
+func (c childProcess) logStderr(t *testing.T) {
+	b, _ := os.ReadFile(c.log.Name())
+	t.Logf("helper process %d stderr:\n%s", c.cmd.Process.Pid, b)
+}

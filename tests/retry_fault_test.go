@@ -382,7 +382,7 @@ type retryFaultChild struct {
 func retryFaultStartChild(t *testing.T, env []string) *retryFaultChild {
 	t.Helper()
 	child := startChildProcess(t, "TestRetryFaultCrashLoopChildProcess", 3*time.Minute, "child-*.log", env...)
-	cmd, stdin, stdout, logFile := child.cmd, child.stdin, child.stdout, child.log
+	cmd, stdin, stdout := child.cmd, child.stdin, child.stdout
 	c := &retryFaultChild{cmd: cmd, stdin: stdin, ready: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		b := make([]byte, 4096)
@@ -403,20 +403,7 @@ func retryFaultStartChild(t *testing.T, env []string) *retryFaultChild {
 		c.state = cmd.ProcessState
 		close(c.done)
 	}()
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		select {
-		case <-c.done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-c.done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("helper process %d stderr:\n%s", cmd.Process.Pid, b)
-		}
-		_ = logFile.Close()
-	})
+	child.stopAtCleanup(t, c.done, 15*time.Second, func() { child.logStderr(t) })
 	return c
 }
 

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/redrive-go/redrive/internal/redisinfo"
 )
 
 // cpuSample is the CPU time used so far by this process and by the Redis
@@ -24,8 +26,8 @@ func (b *bench) sampleCPU(ctx context.Context) cpuSample {
 		s.process = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if info, err := b.setup.Info(ctx, "cpu").Result(); err == nil {
-		user, err1 := strconv.ParseFloat(infoField(info, "used_cpu_user"), 64)
-		sys, err2 := strconv.ParseFloat(infoField(info, "used_cpu_sys"), 64)
+		user, err1 := strconv.ParseFloat(redisinfo.Field(info, "used_cpu_user"), 64)
+		sys, err2 := strconv.ParseFloat(redisinfo.Field(info, "used_cpu_sys"), 64)
 		if err1 == nil && err2 == nil {
 			s.server = time.Duration((user + sys) * float64(time.Second))
 			s.serverOK = true

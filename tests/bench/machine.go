@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/redisinfo"
 )
 
 // machine describes where the numbers were measured.
@@ -41,7 +43,7 @@ func describeMachine(ctx context.Context, c redis.UniversalClient, addr string) 
 	if err != nil {
 		return m, err
 	}
-	m.RedisVersion = infoField(info, "redis_version")
+	m.RedisVersion = redisinfo.Field(info, "redis_version")
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		if ip := net.ParseIP(host); ip != nil {
 			m.RedisLocal = ip.IsLoopback()
@@ -67,15 +69,6 @@ func cpuModel() string {
 		}
 	}
 	return "unknown"
-}
-
-func infoField(info, name string) string {
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			return v
-		}
-	}
-	return ""
 }
 
 // loadAverage returns the 1-, 5- and 15-minute load averages from
