@@ -3,7 +3,6 @@ package redrive
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +10,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/delay"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/redrive-go/redrive/internal/entryfields"
 )
 
 // dueTime returns when a message with Watermill's delay metadata may enter its
@@ -85,11 +86,7 @@ func encodeDelayedMember(fields map[string]interface{}) (id string, member strin
 }
 
 func encodeDelayedMemberWithID(id string, fields map[string]interface{}) (string, error) {
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := entryfields.Names(fields)
 	var b strings.Builder
 	b.WriteString(delayedMemberVersion)
 	b.WriteString(id)

@@ -9,6 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/redrive-go/redrive/internal/entryfields"
 )
 
 // Metadata the subscriber adds to the entries it poisons, besides Watermill's
@@ -99,17 +101,14 @@ func (s *subscription) poisonUndecodable(stream string, entry redis.XMessage, ca
 // poison entry is written first, so a crash duplicates rather than loses.
 func (s *subscription) writePoison(ctx context.Context, stream, id, force, poisonStream string, fields map[string]interface{}) error {
 	if s.group != "" && (!isCluster(s.client) || HashSlot(stream) == HashSlot(poisonStream)) {
-		args := []interface{}{s.group, id, s.deleteFlag(stream), 0, force}
-		for k, v := range fields {
-			args = append(args, k, v)
-		}
+		args := entryfields.AppendPairs([]interface{}{s.group, id, s.deleteFlag(stream), 0, force}, fields)
 		err := poisonScript.Run(ctx, s.client, []string{stream, poisonStream}, args...).Err()
 		if err != nil && err != redis.Nil {
 			return fmt.Errorf("move entry %s of %q to poison stream %q: %w", id, stream, poisonStream, err)
 		}
 		return nil
 	}
-	if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: poisonStream, Values: fields}).Err(); err != nil {
+	if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: poisonStream, Values: entryfields.AppendPairs(nil, fields)}).Err(); err != nil {
 		return fmt.Errorf("add to poison stream %q: %w", poisonStream, err)
 	}
 	if s.group == "" {

@@ -12,6 +12,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/entryfields"
 )
 
 // ErrPublisherClosed is returned by Publish after Close.
@@ -93,7 +95,7 @@ func (o outgoing) write(ctx context.Context, c redis.Cmdable) redis.Cmder {
 	}
 	return c.XAdd(ctx, &redis.XAddArgs{
 		Stream: o.topic,
-		Values: o.fields,
+		Values: entryfields.AppendPairs(nil, o.fields),
 		MaxLen: o.maxlen,
 		Approx: o.maxlen > 0,
 	})

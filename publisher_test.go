@@ -3,6 +3,7 @@ package redrive_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -92,5 +93,58 @@ func TestPublisherConcurrentCallersShareRoundTrips(t *testing.T) {
 				t.Fatalf("client unusable after Close: %v", err)
 			}
 		})
+	}
+}
+
+// Every entry's fields reach Redis in one order, sorted by name, whether the
+// message went alone or in a pipeline, so Redis stores the field names once
+// per stream node instead of once per entry.
+func TestPublisherWritesFieldsInOneOrder(t *testing.T) {
+	client := redistest.NewClient(t)
+	ctx := context.Background()
+	topic := redistest.RandomTopic("pub-field-order")
+	t.Cleanup(func() { client.Del(context.Background(), topic) })
+	pub, err := redrive.NewPublisher(redrive.PublisherConfig{Client: client}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+
+	var batch []*message.Message
+	for i := range 30 {
+		msg := message.NewMessage(watermill.NewUUID(), []byte(fmt.Sprint(i)))
+		msg.Metadata.Set("n", fmt.Sprint(i))
+		if i < 10 {
+			if err := pub.Publish(topic, msg); err != nil { // alone: a plain XADD
+				t.Fatal(err)
+			}
+			continue
+		}
+		batch = append(batch, msg)
+	}
+	if err := pub.Publish(topic, batch...); err != nil { // a pipeline
+		t.Fatal(err)
+	}
+
+	// XRANGE's raw reply keeps the order the fields were written in; the
+	// go-redis XMessage map would not.
+	reply, err := client.Do(ctx, "XRANGE", topic, "-", "+").Slice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reply) != 30 {
+		t.Fatalf("%d entries, want 30", len(reply))
+	}
+	want := []string{redrive.UUIDHeaderKey, "metadata", "payload"}
+	for _, e := range reply {
+		entry := e.([]interface{})
+		pairs := entry[1].([]interface{})
+		var names []string
+		for i := 0; i < len(pairs); i += 2 {
+			names = append(names, pairs[i].(string))
+		}
+		if !slices.Equal(names, want) {
+			t.Fatalf("entry %v has fields %v, want %v", entry[0], names, want)
+		}
 	}
 }

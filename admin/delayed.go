@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/entryfields"
 	"github.com/redrive-go/redrive/middleware"
 )
 
@@ -316,9 +317,7 @@ func (a *Admin) runBatch(ctx context.Context, set DelayedSet, msgs []DelayedMess
 	var args []interface{}
 	for _, m := range msgs {
 		args = append(args, m.member, 2*len(m.fields))
-		for k, v := range m.fields {
-			args = append(args, k, v)
-		}
+		args = entryfields.AppendPairs(args, m.fields)
 	}
 	reply, err := runNowScript.Run(ctx, a.client, []string{set.Key, set.Stream}, args...).Slice()
 	if err != nil {

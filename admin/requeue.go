@@ -15,6 +15,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/entryfields"
 	"github.com/redrive-go/redrive/middleware"
 )
 
@@ -375,9 +376,7 @@ func (a *Admin) requeueAtomic(ctx context.Context, poisonStream string, items []
 			index[it.target] = i
 		}
 		args = append(args, it.out.ID, i, 2*len(it.fields))
-		for k, v := range it.fields {
-			args = append(args, k, v)
-		}
+		args = entryfields.AppendPairs(args, it.fields)
 	}
 	reply, err := requeueScript.Run(ctx, a.client, keys, args...).Slice()
 	if err != nil {
@@ -486,12 +485,7 @@ func (a *Admin) requeueMarked(ctx context.Context, poisonStream string, items []
 }
 
 func markedArgs(ttlMillis int64, fields map[string]interface{}) []interface{} {
-	args := make([]interface{}, 0, 1+2*len(fields))
-	args = append(args, ttlMillis)
-	for k, v := range fields {
-		args = append(args, k, v)
-	}
-	return args
+	return entryfields.AppendPairs([]interface{}{ttlMillis}, fields)
 }
 
 // groupCache finds which consumer group a poisoned message belongs to,

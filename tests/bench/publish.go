@@ -82,6 +82,10 @@ func (b *bench) publishRun(ctx context.Context, s *side, w, topic string, n int)
 		r.Error = "check stream length: " + err.Error()
 	} else if got != int64(n) {
 		r.Error = fmt.Sprintf("stream holds %d entries after publishing %d", got, n)
+	} else if bytes, err := b.setup.MemoryUsage(bctx, topic, 0).Result(); err != nil {
+		r.Error = "stream memory usage: " + err.Error()
+	} else {
+		r.StreamBytesPerMsg = float64(bytes) / float64(n)
 	}
 	return r
 }

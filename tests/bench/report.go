@@ -89,6 +89,18 @@ func writeThroughput(w io.Writer, rep *report) {
 		}
 		_ = tw.Flush()
 		fmt.Fprintln(w, "(ratios are anchor/redrive: how many times less CPU redrive needs per message)")
+
+		fmt.Fprintln(w, "\nStream memory per entry after publishing, in bytes (MEMORY USAGE with every node sampled):")
+		tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+		fmt.Fprintln(tw, "WORKLOAD\tREDISSTREAM\tREDRIVE")
+		for _, wr := range rep.Workloads {
+			a, r := wr.Sides[sideAnchor], wr.Sides[sideRedrive]
+			if bytesCell(a) == "—" && bytesCell(r) == "—" {
+				continue // not a publish workload
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", wr.Title, bytesCell(a), bytesCell(r))
+		}
+		_ = tw.Flush()
 	}
 
 	if rep.Settings.Count > 1 {
@@ -157,6 +169,13 @@ func cpuCell(s *sideSummary) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.1f | %.1f", s.MedianProcessCPUUs, s.MedianServerCPUUs)
+}
+
+func bytesCell(s *sideSummary) string {
+	if s == nil || s.MedianStreamBytes == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f", s.MedianStreamBytes)
 }
 
 func cpuRatio(a, r *sideSummary, f func(*sideSummary) float64) string {

@@ -77,9 +77,12 @@ type sideRun struct {
 	// (server-wide: other clients add to it).
 	ProcessCPUPerMsgUs float64 `json:"process_cpu_us_per_msg"`
 	ServerCPUPerMsgUs  float64 `json:"server_cpu_us_per_msg"`
-	TimedOut           bool    `json:"timed_out,omitempty"`
-	Error              string  `json:"error,omitempty"`
-	Note               string  `json:"note,omitempty"`
+	// StreamBytesPerMsg is the stream's MEMORY USAGE (every node counted)
+	// over its entries, after a publish workload.
+	StreamBytesPerMsg float64 `json:"stream_bytes_per_msg,omitempty"`
+	TimedOut          bool    `json:"timed_out,omitempty"`
+	Error             string  `json:"error,omitempty"`
+	Note              string  `json:"note,omitempty"`
 }
 
 func newSideRun(n, done int, d time.Duration) sideRun {
@@ -115,6 +118,8 @@ type sideSummary struct {
 	Median             float64 `json:"median_msgs_per_s"`
 	MedianProcessCPUUs float64 `json:"median_process_cpu_us_per_msg"`
 	MedianServerCPUUs  float64 `json:"median_server_cpu_us_per_msg"`
+	// MedianStreamBytes is the median stream memory per entry of publish runs.
+	MedianStreamBytes float64 `json:"median_stream_bytes_per_msg,omitempty"`
 	// Failed is set when a run timed out or failed.
 	Failed bool `json:"failed,omitempty"`
 }
@@ -156,12 +161,13 @@ func (w *workloadReport) add(side string, r sideRun) {
 
 func (w *workloadReport) finish() workloadReport {
 	for _, s := range w.Sides {
-		var rates, processCPU, serverCPU []float64
+		var rates, processCPU, serverCPU, streamBytes []float64
 		for _, r := range s.Runs {
 			if r.ok() {
 				rates = append(rates, r.Rate)
 				processCPU = append(processCPU, r.ProcessCPUPerMsgUs)
 				serverCPU = append(serverCPU, r.ServerCPUPerMsgUs)
+				streamBytes = append(streamBytes, r.StreamBytesPerMsg)
 			} else {
 				s.Failed = true
 			}
@@ -169,6 +175,7 @@ func (w *workloadReport) finish() workloadReport {
 		s.Median = median(rates)
 		s.MedianProcessCPUUs = median(processCPU)
 		s.MedianServerCPUUs = median(serverCPU)
+		s.MedianStreamBytes = median(streamBytes)
 	}
 	a, r := w.Sides[sideAnchor], w.Sides[sideRedrive]
 	ok := a != nil && r != nil && !a.Failed && !r.Failed && a.Median > 0
