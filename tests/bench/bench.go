@@ -106,6 +106,11 @@ func (b *bench) sidesInOrder(run int) []*side {
 	return out
 }
 
+// subscribingSides leaves out the sides that only publish.
+func subscribingSides(sides []*side) []*side {
+	return slices.DeleteFunc(slices.Clone(sides), func(s *side) bool { return s.newSubscriber == nil })
+}
+
 // topic returns a fresh topic name carrying the run ID, and remembers it and
 // the redrive keys derived from it for the clean-up.
 func (b *bench) topic(parts ...string) string {

@@ -20,13 +20,13 @@ func (b *bench) consumeWorkload(ctx context.Context) (workloadReport, *commandsR
 	wr := newWorkloadReport(wConsume, b.cfg)
 	cr := newCommandsReport(b.cfg)
 	if b.cfg.warmup {
-		for _, s := range b.sides {
+		for _, s := range subscribingSides(b.sides) {
 			b.progress("consume: warm-up %s (%d msgs)", s.name, b.warmupCount())
 			b.consumeBounded(ctx, s, b.topic(wConsume, "warmup", s.name), b.warmupCount(), false)
 		}
 	}
 	for run := range b.cfg.count {
-		for _, s := range b.sidesInOrder(run) {
+		for _, s := range subscribingSides(b.sidesInOrder(run)) {
 			if ctx.Err() != nil {
 				return wr.finish(), cr.finish()
 			}

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/redrive-go/redrive/internal/redistest"
 )
 
 // Workload names, as -only takes them.
@@ -78,7 +80,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.goroutines, "goroutines", 16, "publishing goroutines in the concurrent workload")
 	only := fs.String("only", "", "comma-separated workloads to run, out of "+strings.Join(allWorkloads, ",")+" (default: "+strings.Join(defaultWorkloads, ",")+", plus "+strings.Join(retryWorkloads, ",")+" with -retry)")
 	retry := fs.Bool("retry", false, "also run the retry and delayed-delivery workloads (issue 3); the anchor's retry side runs up to -anchor-limit")
-	sides := fs.String("sides", "redisstream,redrive", "which sides to run: redisstream, redrive or both (one side is handy for profiling)")
+	sides := fs.String("sides", "redisstream,redrive", "which sides to run: redisstream, redrive or both (one side is handy for profiling); add autopipeline for a bare auto-pipelining RESP client, without go-redis, in the publish workloads (autopipeline.go)")
 	fs.IntVar(&c.count, "count", 1, "runs of each publish and consume workload; the table shows the median")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "time limit of one side of one workload; past it the workload reports a timeout")
 	fs.BoolVar(&c.warmup, "warmup", true, "run a short unmeasured warm-up before each workload")
@@ -100,10 +102,7 @@ func parseFlags(args []string) (config, error) {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 
-	c.addr = os.Getenv("REDIS_ADDR")
-	if c.addr == "" {
-		c.addr = "127.0.0.1:6379"
-	}
+	c.addr = redistest.Addr()
 
 	switch {
 	case *only != "":
@@ -126,8 +125,10 @@ func parseFlags(args []string) (config, error) {
 			c.sides = append(c.sides, sideAnchor)
 		case "redrive":
 			c.sides = append(c.sides, sideRedrive)
+		case sideAutopipeline:
+			c.sides = append(c.sides, sideAutopipeline)
 		default:
-			return c, fmt.Errorf("-sides: unknown side %q (redisstream or redrive)", s)
+			return c, fmt.Errorf("-sides: unknown side %q (redisstream, redrive or autopipeline)", s)
 		}
 	}
 	if len(c.sides) == 0 {

@@ -56,7 +56,7 @@ func writeThroughput(w io.Writer, rep *report) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", wr.Title, rateCell(wr.Sides[sideAnchor]), rateCell(wr.Sides[sideRedrive]),
 			ratio, wr.Target, wr.Target.Verdict)
-		for _, name := range []string{sideAnchor, sideRedrive} {
+		for _, name := range []string{sideAnchor, sideRedrive, sideAutopipeline} {
 			s := wr.Sides[name]
 			if s == nil {
 				continue
@@ -103,10 +103,12 @@ func writeThroughput(w io.Writer, rep *report) {
 		_ = tw.Flush()
 	}
 
+	writeAutopipeline(w, rep)
+
 	if rep.Settings.Count > 1 {
 		fmt.Fprintln(w, "\nall runs, msg/s:")
 		for _, wr := range rep.Workloads {
-			for _, name := range []string{sideAnchor, sideRedrive} {
+			for _, name := range []string{sideAnchor, sideRedrive, sideAutopipeline} {
 				if s := wr.Sides[name]; s != nil {
 					var rates []string
 					for _, r := range s.Runs {
@@ -169,6 +171,30 @@ func cpuCell(s *sideSummary) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.1f | %.1f", s.MedianProcessCPUUs, s.MedianServerCPUUs)
+}
+
+// writeAutopipeline compares redrive with the bare auto-pipelining client
+// of autopipeline.go, where that side ran.
+func writeAutopipeline(w io.Writer, rep *report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	rows := 0
+	for _, wr := range rep.Workloads {
+		c, r := wr.Sides[sideAutopipeline], wr.Sides[sideRedrive]
+		if c == nil {
+			continue
+		}
+		if rows == 0 {
+			fmt.Fprintln(w, "\nredrive against a bare auto-pipelining RESP client (tests/bench/autopipeline.go: one connection, a writer and a reader goroutine, no go-redis), the same entries:")
+			fmt.Fprintln(tw, "WORKLOAD\tAUTOPIPELINE\tREDRIVE\tRATIO\tCPU µs/MSG AUTOPIPELINE\tREDRIVE")
+		}
+		rows++
+		share := "—"
+		if c.Median > 0 && r != nil && r.Median > 0 {
+			share = fmt.Sprintf("%.2f×", r.Median/c.Median)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", wr.Title, rateCell(c), rateCell(r), share, cpuCell(c), cpuCell(r))
+	}
+	_ = tw.Flush()
 }
 
 func bytesCell(s *sideSummary) string {

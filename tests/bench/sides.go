@@ -13,6 +13,9 @@ import (
 const (
 	sideAnchor  = "redisstream"
 	sideRedrive = "redrive"
+	// sideAutopipeline is no Pub/Sub but the bare auto-pipelining client of
+	// autopipeline.go, a yardstick for the publish workloads only.
+	sideAutopipeline = "autopipeline"
 )
 
 // side is one of the two Pub/Subs under test, with its own Redis client.
@@ -25,7 +28,8 @@ type side struct {
 	counter *cmdCounter
 	logger  watermill.LoggerAdapter
 
-	newPublisher  func() (message.Publisher, error)
+	newPublisher func() (message.Publisher, error)
+	// newSubscriber is nil for a side that only publishes.
 	newSubscriber func(group string) (message.Subscriber, error)
 }
 
@@ -42,6 +46,11 @@ func newSide(name, addr string, logger watermill.LoggerAdapter) *side {
 	raw.AddHook(counter)
 	s := &side{name: name, raw: raw, counter: counter, logger: logger}
 	switch name {
+	case sideAutopipeline:
+		s.client = raw
+		s.newPublisher = func() (message.Publisher, error) {
+			return newAutopipelinePublisher(addr)
+		}
 	case sideAnchor:
 		s.client = noCloseClient{raw}
 		s.newPublisher = func() (message.Publisher, error) {
