@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -34,42 +33,8 @@ func TestPublisherConcurrentCallersShareRoundTrips(t *testing.T) {
 			// Calls of 1 to 17 messages: some fit a round trip with others,
 			// some span several (MaxPipelineSize 7).
 			const callers, calls = 24, 20
-			perCall := func(c, i int) int { return 1 + (c+i)%17 }
-			want := 0
-			for c := range callers {
-				for i := range calls {
-					want += perCall(c, i)
-				}
-			}
-			var wg sync.WaitGroup
-			for c := range callers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					sent := 0
-					for i := range calls {
-						msgs := make([]*message.Message, perCall(c, i))
-						for j := range msgs {
-							msgs[j] = message.NewMessage(watermill.NewUUID(), []byte(fmt.Sprintf("%d:%d", c, sent)))
-							sent++
-						}
-						if err := pub.Publish(topic, msgs...); err != nil {
-							t.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			if err := pub.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := pub.Close(); err != nil {
-				t.Fatalf("second Close: %v", err)
-			}
-			if err := pub.Publish(topic, message.NewMessage("late", nil)); err != redrive.ErrPublisherClosed {
-				t.Fatalf("Publish after Close = %v, want ErrPublisherClosed", err)
-			}
+			want := redistest.PublishConcurrently(t, pub, topic, callers, calls, func(c, i int) int { return 1 + (c+i)%17 })
+			redistest.CloseTwice(t, pub, redrive.ErrPublisherClosed)
 
 			entries, err := client.XRange(context.Background(), topic, "-", "+").Result()
 			if err != nil {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -23,38 +21,8 @@ func TestAutopipelinePublisherStoresEveryMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const callers, calls = 16, 50
-	want := 0
-	var wg sync.WaitGroup
-	for c := range callers {
-		for i := range calls {
-			want += 1 + (c+i)%5
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range calls {
-				msgs := make([]*message.Message, 1+(c+i)%5)
-				for j := range msgs {
-					msgs[j] = message.NewMessage(watermill.NewUUID(), []byte(fmt.Sprint(c, i, j)))
-				}
-				if err := pub.Publish(topic, msgs...); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err := pub.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if err := pub.Publish(topic, message.NewMessage("late", nil)); err != errAutopipelineClosed {
-		t.Fatalf("Publish after Close = %v, want errAutopipelineClosed", err)
-	}
+	want := redistest.PublishConcurrently(t, pub, topic, 16, 50, func(c, i int) int { return 1 + (c+i)%5 })
+	redistest.CloseTwice(t, pub, errAutopipelineClosed)
 	entries, err := client.XRange(context.Background(), topic, "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
