@@ -931,6 +931,46 @@ func faultWaitDelivered(t *testing.T, check redis.UniversalClient, topic string,
 	}
 }
 
+// faultOutcome is what a fault test found once its traffic stopped; String
+// gives the figures every fault test logs.
+type faultOutcome struct {
+	acked, failed      []int
+	failedCalls        int
+	lost               int
+	publishedTwice     int
+	redelivered        map[string]int
+	failedButDelivered int
+	transientFailures  int
+}
+
+func (o faultOutcome) String() string {
+	return fmt.Sprintf("acknowledged_publishes=%d lost=%d failed_publishes=%d (in %d calls, %d delivered anyway) "+
+		"transient_failures=%d entries_written_twice_by_client_retries=%d duplicate_deliveries=%v",
+		len(o.acked), o.lost, len(o.failed), o.failedCalls, o.failedButDelivered, o.transientFailures, o.publishedTwice, o.redelivered)
+}
+
+// faultSettle stops pub, waits until every group handled every acknowledged
+// publish (faultWaitDelivered), and fails the test for each acknowledged
+// publish missing from the stream; lostWhen, appended to that error, says
+// how it could have been lost.
+func faultSettle(t *testing.T, check redis.UniversalClient, topic string, groups []string, recv *faultReceiver, pub *faultPublisher, lostWhen string) faultOutcome {
+	t.Helper()
+	pub.halt()
+	var o faultOutcome
+	o.acked, o.failed, o.failedCalls = pub.results()
+	faultWaitDelivered(t, check, topic, groups, recv, o.acked)
+
+	o.lost, _ = recv.missing(o.acked)
+	entries, publishedTwice := faultStreamEntries(t, check, topic)
+	o.publishedTwice = publishedTwice
+	if n, examples := faultNotInStream(entries, o.acked); n > 0 {
+		t.Errorf("%d acknowledged publishes are not in the stream%s: %v", n, lostWhen, examples)
+	}
+	o.redelivered, o.failedButDelivered = recv.stats(entries, o.failed)
+	o.transientFailures = recv.failureCount()
+	return o
+}
+
 // --- (b) Redis killed and restarted under load ---
 
 // TestFaultRedisKilledAndRestarted: Redis, with appendonly yes and
@@ -968,20 +1008,9 @@ func TestFaultRedisKilledAndRestarted(t *testing.T) {
 			"both groups to resume by themselves after restart %d (message %d)", k, seq)
 		resumes = append(resumes, time.Since(restartedAt))
 	}
-	pub.halt()
-	acked, failed, failedCalls := pub.results()
-	faultWaitDelivered(t, srv.Client(t), topic, groups, recv, acked)
-
-	lost, _ := recv.missing(acked)
-	entries, publishedTwice := faultStreamEntries(t, srv.Client(t), topic)
-	if n, examples := faultNotInStream(entries, acked); n > 0 {
-		t.Errorf("%d acknowledged publishes are not in the stream after the restarts (handled before the kill, then lost by Redis): %v", n, examples)
-	}
-	redelivered, failedButDelivered := recv.stats(entries, failed)
-	t.Logf("FIGURES Redis killed and restarted: acknowledged_publishes=%d lost=%d failed_publishes=%d (in %d calls, %d delivered anyway) "+
-		"transient_failures=%d entries_written_twice_by_client_retries=%d duplicate_deliveries=%v kills=%d outages=%v resumed_after=%v entries_claimed=%d router_errors_logged=%d total=%v",
-		len(acked), lost, len(failed), failedCalls, failedButDelivered, recv.failureCount(), publishedTwice, redelivered, kills,
-		faultRound(outages), faultRound(resumes), logger.claims(), logger.errorCount(), time.Since(began).Round(time.Millisecond))
+	o := faultSettle(t, srv.Client(t), topic, groups, recv, pub, " after the restarts (handled before the kill, then lost by Redis)")
+	t.Logf("FIGURES Redis killed and restarted: %s kills=%d outages=%v resumed_after=%v entries_claimed=%d router_errors_logged=%d total=%v",
+		o, kills, faultRound(outages), faultRound(resumes), logger.claims(), logger.errorCount(), time.Since(began).Round(time.Millisecond))
 }
 
 func faultRound(ds []time.Duration) []time.Duration {
@@ -1030,18 +1059,7 @@ func TestFaultConnectionsCut(t *testing.T) {
 	}
 	seq := pub.nextSeq()
 	redistest.WaitFor(t, faultWait, func() bool { return recv.reached(seq) }, "both groups to go on after the last cut (message %d)", seq)
-	pub.halt()
-	acked, failed, failedCalls := pub.results()
-	faultWaitDelivered(t, srv.Client(t), topic, groups, recv, acked)
-
-	lost, _ := recv.missing(acked)
-	entries, publishedTwice := faultStreamEntries(t, srv.Client(t), topic)
-	if n, examples := faultNotInStream(entries, acked); n > 0 {
-		t.Errorf("%d acknowledged publishes are not in the stream: %v", n, examples)
-	}
-	redelivered, failedButDelivered := recv.stats(entries, failed)
-	t.Logf("FIGURES connections cut: acknowledged_publishes=%d lost=%d failed_publishes=%d (in %d calls, %d delivered anyway) "+
-		"transient_failures=%d entries_written_twice_by_client_retries=%d duplicate_deliveries=%v cuts=%d reconnections=%d entries_claimed_after_lost_replies=%d router_errors_logged=%d total=%v",
-		len(acked), lost, len(failed), failedCalls, failedButDelivered, recv.failureCount(), publishedTwice, redelivered, cuts, dials.dials.Load(), logger.claims(),
-		logger.errorCount(), time.Since(began).Round(time.Millisecond))
+	o := faultSettle(t, srv.Client(t), topic, groups, recv, pub, "")
+	t.Logf("FIGURES connections cut: %s cuts=%d reconnections=%d entries_claimed_after_lost_replies=%d router_errors_logged=%d total=%v",
+		o, cuts, dials.dials.Load(), logger.claims(), logger.errorCount(), time.Since(began).Round(time.Millisecond))
 }

@@ -34,26 +34,6 @@ import (
 // needs, so only a real failure reaches it.
 const retryFaultWait = 30 * time.Second
 
-func retryFaultPublisher(t *testing.T, client redis.UniversalClient) *redrive.Publisher {
-	t.Helper()
-	pub, err := redrive.NewPublisher(redrive.PublisherConfig{Client: client}, nil)
-	if err != nil {
-		t.Fatalf("NewPublisher: %v", err)
-	}
-	t.Cleanup(func() { _ = pub.Close() })
-	return pub
-}
-
-func retryFaultSubscriber(t *testing.T, config redrive.SubscriberConfig) *redrive.Subscriber {
-	t.Helper()
-	sub, err := redrive.NewSubscriber(config, nil)
-	if err != nil {
-		t.Fatalf("NewSubscriber: %v", err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	return sub
-}
-
 func retryFaultRetry(t *testing.T, config middleware.RetryConfig) *middleware.Retry {
 	t.Helper()
 	r, err := middleware.NewRetry(config, nil)
@@ -99,16 +79,6 @@ func retryFaultRun(t *testing.T, router *message.Router) (closeRouter func()) {
 	return closeRouter
 }
 
-// retryFaultPending is the number of entries of stream pending in group.
-func retryFaultPending(t *testing.T, client redis.UniversalClient, stream, group string) int64 {
-	t.Helper()
-	p, err := client.XPending(context.Background(), stream, group).Result()
-	if err != nil {
-		t.Fatalf("XPENDING %s %s: %v", stream, group, err)
-	}
-	return p.Count
-}
-
 func retryFaultCount(t *testing.T, cmd interface{ Result() (int64, error) }, what string) int64 {
 	t.Helper()
 	n, err := cmd.Result()
@@ -126,7 +96,7 @@ func retryFaultWaitSettled(t *testing.T, client redis.UniversalClient, topic, gr
 	ctx := context.Background()
 	var pending, retryLen, retryDelayed int64
 	redistest.WaitFor(t, retryFaultWait, func() bool {
-		pending = retryFaultPending(t, client, topic, group)
+		pending = pendingCount(t, client, topic, group)
 		retryLen = retryFaultCount(t, client.XLen(ctx, keys.GroupRetry(group)), "XLEN")
 		retryDelayed = retryFaultCount(t, client.ZCard(ctx, keys.GroupRetryDelayed(group)), "ZCARD")
 		return pending == 0 && retryLen == 0 && retryDelayed == 0
@@ -145,12 +115,12 @@ func TestRetryFaultRequeueFailsWhileRedisIsStopped(t *testing.T) {
 	const group = "down"
 	keys := redrive.KeysFor(topic)
 
-	pub := retryFaultPublisher(t, client)
-	sub := retryFaultSubscriber(t, redrive.SubscriberConfig{
+	pub := newPublisher(t, client)
+	sub := newSubscriber(t, redrive.SubscriberConfig{
 		Client:          client,
 		ConsumerGroup:   group,
 		NackResendSleep: 50 * time.Millisecond,
-	})
+	}, watermill.NopLogger{})
 	retry := retryFaultRetry(t, middleware.RetryConfig{
 		Publisher:       pub,
 		PoisonTopic:     poisonTopic,
@@ -236,7 +206,7 @@ func TestRetryFaultRequeueFailsWhileRedisIsStopped(t *testing.T) {
 	server.Restart()
 	// Nothing was acked or scheduled: the delivery is still pending in Redis,
 	// so even a crash now would not lose it.
-	if n := retryFaultPending(t, client, topic, group); n != 1 {
+	if n := pendingCount(t, client, topic, group); n != 1 {
 		t.Errorf("after the failed requeue %d entries are pending, want 1", n)
 	}
 	if n := retryFaultCount(t, client.ZCard(ctx, keys.GroupRetryDelayed(group)), "ZCARD"); n != 0 {
@@ -446,7 +416,7 @@ func retryFaultCrashLoop(t *testing.T, maxInFlight int) {
 	markers := topic + ":test-markers"
 	handled := topic + ":test-handled"
 	t.Cleanup(func() { client.Del(context.Background(), markers, handled) })
-	pub := retryFaultPublisher(t, client)
+	pub := newPublisher(t, client)
 
 	killer := message.NewMessage(watermill.NewUUID(), []byte("kills its consumer"))
 	killer.Metadata.Set("role", "killer")
@@ -565,7 +535,7 @@ func retryFaultCrashLoop(t *testing.T, maxInFlight int) {
 
 	// A final, normal subscriber drains what is left.
 	publishOthers("final", 20)
-	sub := retryFaultSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: group, Consumer: "final"})
+	sub := newSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: group, Consumer: "final"}, watermill.NopLogger{})
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msgs, err := sub.Subscribe(subCtx, topic)
@@ -605,7 +575,7 @@ func retryFaultCrashLoop(t *testing.T, maxInFlight int) {
 	if len(counts) != len(others) {
 		t.Errorf("%d messages handled, want %d", len(counts), len(others))
 	}
-	if n := retryFaultPending(t, client, topic, group); n != 0 {
+	if n := pendingCount(t, client, topic, group); n != 0 {
 		t.Errorf("%d entries still pending", n)
 	}
 }
@@ -633,7 +603,7 @@ func TestRetryFaultIdleSurvivorClaimsWithFewInFlightSlots(t *testing.T) {
 			if err := client.XGroupCreateMkStream(ctx, topic, group, "0").Err(); err != nil {
 				t.Fatalf("XGROUP CREATE: %v", err)
 			}
-			pub := retryFaultPublisher(t, client)
+			pub := newPublisher(t, client)
 			msg := message.NewMessage(watermill.NewUUID(), []byte("left by a dead consumer"))
 			if err := pub.Publish(topic, msg); err != nil {
 				t.Fatalf("Publish: %v", err)
@@ -644,7 +614,7 @@ func TestRetryFaultIdleSurvivorClaimsWithFewInFlightSlots(t *testing.T) {
 			}).Err(); err != nil {
 				t.Fatalf("XREADGROUP: %v", err)
 			}
-			sub := retryFaultSubscriber(t, retryFaultChildSubscriberConfig(client, group, "survivor", tc.maxInFlight))
+			sub := newSubscriber(t, retryFaultChildSubscriberConfig(client, group, "survivor", tc.maxInFlight), watermill.NopLogger{})
 			subCtx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			msgs, err := sub.Subscribe(subCtx, topic)
@@ -675,7 +645,7 @@ func TestRetryFaultTwoGroupsAtScale(t *testing.T) {
 	poisonTopic := redistest.RandomTopic("retry-fault-groups-poison-")
 	keys := redrive.KeysFor(topic)
 	const n = 1000
-	pub := retryFaultPublisher(t, client)
+	pub := newPublisher(t, client)
 	retry := retryFaultRetry(t, middleware.RetryConfig{
 		Publisher:           pub,
 		PoisonTopic:         poisonTopic,
@@ -726,7 +696,7 @@ func TestRetryFaultTwoGroupsAtScale(t *testing.T) {
 		{"a2", "A", handlerA},
 		{"b", "B", handlerB},
 	} {
-		sub := retryFaultSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: h.group, Consumer: h.name})
+		sub := newSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: h.group, Consumer: h.name}, watermill.NopLogger{})
 		router.AddConsumerHandler(h.name, topic, sub, h.fn).AddMiddleware(retry.Middleware)
 	}
 	closeRouter := retryFaultRun(t, router)
@@ -828,7 +798,7 @@ func TestRetryFaultAckAndRequeueAreAtomic(t *testing.T) {
 		client := redistest.NewClient(t)
 		topic := redistest.RandomTopic("retry-fault-atomic1-")
 		const group = "atomic"
-		pub := retryFaultPublisher(t, client)
+		pub := newPublisher(t, client)
 		retried := make(chan middleware.RetryEvent, 1)
 		retry := retryFaultRetry(t, middleware.RetryConfig{
 			Publisher:       pub,
@@ -837,7 +807,7 @@ func TestRetryFaultAckAndRequeueAreAtomic(t *testing.T) {
 			MaxInterval:     time.Hour,
 			OnRetry:         func(e middleware.RetryEvent) { retried <- e },
 		})
-		sub := retryFaultSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: group})
+		sub := newSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: group}, watermill.NopLogger{})
 		router := retryFaultRouter(t)
 		router.AddConsumerHandler("fail", topic, sub, func(*message.Message) error {
 			return errors.New("always fails")
@@ -880,7 +850,7 @@ func TestRetryFaultAckAndRequeueAreAtomic(t *testing.T) {
 			group = "atomic"
 			n     = 300
 		)
-		pub := retryFaultPublisher(t, client)
+		pub := newPublisher(t, client)
 		var failing atomic.Bool
 		failing.Store(true)
 		var failures atomic.Int64
@@ -895,7 +865,7 @@ func TestRetryFaultAckAndRequeueAreAtomic(t *testing.T) {
 			MaxInterval:         20 * time.Millisecond,
 			RandomizationFactor: 0.5,
 		})
-		sub := retryFaultSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: group})
+		sub := newSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: group}, watermill.NopLogger{})
 		router := retryFaultRouter(t)
 		router.AddConsumerHandler("churn", topic, sub, func(msg *message.Message) error {
 			if failing.Load() {

@@ -89,20 +89,9 @@ func writeThroughput(w io.Writer, rep *report) {
 		}
 		_ = tw.Flush()
 		fmt.Fprintln(w, "(ratios are anchor/redrive: how many times less CPU redrive needs per message)")
-
-		fmt.Fprintln(w, "\nStream memory per entry after publishing, in bytes (MEMORY USAGE with every node sampled):")
-		tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-		fmt.Fprintln(tw, "WORKLOAD\tREDISSTREAM\tREDRIVE")
-		for _, wr := range rep.Workloads {
-			a, r := wr.Sides[sideAnchor], wr.Sides[sideRedrive]
-			if bytesCell(a) == "—" && bytesCell(r) == "—" {
-				continue // not a publish workload
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", wr.Title, bytesCell(a), bytesCell(r))
-		}
-		_ = tw.Flush()
 	}
 
+	writeStreamMemory(w, rep)
 	writeAutopipeline(w, rep)
 
 	if rep.Settings.Count > 1 {
@@ -173,32 +162,64 @@ func cpuCell(s *sideSummary) string {
 	return fmt.Sprintf("%.1f | %.1f", s.MedianProcessCPUUs, s.MedianServerCPUUs)
 }
 
-// writeAutopipeline compares redrive with the bare auto-pipelining client
-// of autopipeline.go, where that side ran.
-func writeAutopipeline(w io.Writer, rep *report) {
+// writeStreamMemory prints the stream memory per entry of the publish
+// workloads, where any ran.
+func writeStreamMemory(w io.Writer, rep *report) {
+	rows := workloadsWhere(rep, func(wr workloadReport) bool {
+		return streamBytes(wr.Sides[sideAnchor]) > 0 || streamBytes(wr.Sides[sideRedrive]) > 0
+	})
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nStream memory per entry after publishing, in bytes (MEMORY USAGE with every node sampled):")
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	rows := 0
-	for _, wr := range rep.Workloads {
-		c, r := wr.Sides[sideAutopipeline], wr.Sides[sideRedrive]
-		if c == nil {
-			continue
-		}
-		if rows == 0 {
-			fmt.Fprintln(w, "\nredrive against a bare auto-pipelining RESP client (tests/bench/autopipeline.go: one connection, a writer and a reader goroutine, no go-redis), the same entries:")
-			fmt.Fprintln(tw, "WORKLOAD\tAUTOPIPELINE\tREDRIVE\tRATIO\tCPU µs/MSG AUTOPIPELINE\tREDRIVE")
-		}
-		rows++
-		share := "—"
-		if c.Median > 0 && r != nil && r.Median > 0 {
-			share = fmt.Sprintf("%.2f×", r.Median/c.Median)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", wr.Title, rateCell(c), rateCell(r), share, cpuCell(c), cpuCell(r))
+	fmt.Fprintln(tw, "WORKLOAD\tREDISSTREAM\tREDRIVE")
+	for _, wr := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", wr.Title, bytesCell(wr.Sides[sideAnchor]), bytesCell(wr.Sides[sideRedrive]))
 	}
 	_ = tw.Flush()
 }
 
+// writeAutopipeline compares redrive with the bare auto-pipelining client
+// of autopipeline.go, where that side ran.
+func writeAutopipeline(w io.Writer, rep *report) {
+	rows := workloadsWhere(rep, func(wr workloadReport) bool { return wr.Sides[sideAutopipeline] != nil })
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nredrive against a bare auto-pipelining RESP client (tests/bench/autopipeline.go: one connection, a writer and a reader goroutine, no go-redis), the same entries:")
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "WORKLOAD\tAUTOPIPELINE\tREDRIVE\tRATIO\tCPU µs/MSG AUTOPIPELINE\tREDRIVE")
+	for _, wr := range rows {
+		c, r := wr.Sides[sideAutopipeline], wr.Sides[sideRedrive]
+		ratio := "—"
+		if c.Median > 0 && r != nil && r.Median > 0 {
+			ratio = fmt.Sprintf("%.2f×", r.Median/c.Median)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", wr.Title, rateCell(c), rateCell(r), ratio, cpuCell(c), cpuCell(r))
+	}
+	_ = tw.Flush()
+}
+
+func workloadsWhere(rep *report, keep func(workloadReport) bool) []workloadReport {
+	var out []workloadReport
+	for _, wr := range rep.Workloads {
+		if keep(wr) {
+			out = append(out, wr)
+		}
+	}
+	return out
+}
+
+func streamBytes(s *sideSummary) float64 {
+	if s == nil {
+		return 0
+	}
+	return s.MedianStreamBytes
+}
+
 func bytesCell(s *sideSummary) string {
-	if s == nil || s.MedianStreamBytes == 0 {
+	if streamBytes(s) == 0 {
 		return "—"
 	}
 	return fmt.Sprintf("%.0f", s.MedianStreamBytes)

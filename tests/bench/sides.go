@@ -68,7 +68,7 @@ func newSide(name, addr string, logger watermill.LoggerAdapter) *side {
 	default:
 		s.client = raw
 		s.newPublisher = func() (message.Publisher, error) {
-			return redrive.NewPublisher(redrive.PublisherConfig{Client: s.client}, logger)
+			return s.newRedrivePublisher()
 		}
 		s.newSubscriber = func(group string) (message.Subscriber, error) {
 			return s.newRedriveSubscriber(group)
