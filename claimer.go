@@ -45,6 +45,11 @@ func (c *claimer) Start(ctx context.Context) error {
 func (c *claimer) claimOnce(ctx context.Context) error {
 	s := c.sub
 	cfg := s.config()
+	if s.stalled.Load() {
+		// Nobody takes this subscription's messages: what it claimed would
+		// only wait, and its own entries given back would bounce back to it.
+		return nil
+	}
 	for _, stream := range s.streams() {
 		// Wait for a free slot rather than take only those free right now:
 		// the reader holds up to ReadBatchSize slots during each blocking

@@ -63,6 +63,9 @@ type pendingEntry struct {
 	// settled is set once the entry was acked in Redis by Requeue or Poison,
 	// so the subscriber's own ack is not needed.
 	settled atomic.Bool
+	// out is set while the message is out with a handler: an entry that is
+	// not out can be given back to the group without running twice.
+	out atomic.Bool
 	// ackedLocally is set when the message was acked before its handler
 	// finished (Watermill's InstantAck): a later Requeue or Poison must still
 	// write, although the entry is no longer pending.

@@ -39,7 +39,7 @@ func (k *inflightKeeper) Start(ctx context.Context) error {
 	startPeriodic(ctx, &k.Base, max(k.sub.config().MaxIdleTime/3, minKeeperInterval), k.sub.logger,
 		"Refreshing in-flight entries failed",
 		func(ctx context.Context) (err error) {
-			refreshed, err = k.setIdle(ctx, 0)
+			refreshed, err = k.sub.setIdle(ctx, 0, k.sub.inflightIDs())
 			return err
 		},
 		func(err error) {
@@ -50,12 +50,15 @@ func (k *inflightKeeper) Start(ctx context.Context) error {
 	return nil
 }
 
+// releaseTimeout bounds the round trip that gives entries back at shutdown.
+const releaseTimeout = 5 * time.Second
+
 // releaseAll marks every entry still held as idle for MaxIdleTime, so the
 // claimers of other consumers take it at once.
 func (k *inflightKeeper) releaseAll() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	n, err := k.setIdle(ctx, k.sub.config().MaxIdleTime)
+	n, err := k.sub.setIdle(ctx, k.sub.config().MaxIdleTime, k.sub.inflightIDs())
 	if err != nil {
 		k.sub.logger.Error("Could not release unsettled entries; others claim them after MaxIdleTime", err, nil)
 		return
@@ -65,10 +68,11 @@ func (k *inflightKeeper) releaseAll() {
 	}
 }
 
-func (k *inflightKeeper) setIdle(ctx context.Context, idle time.Duration) (int, error) {
-	s := k.sub
+// setIdle sets the idle time of the entries ids (by stream) that this
+// consumer still owns, and returns how many it owned.
+func (s *subscription) setIdle(ctx context.Context, idle time.Duration, ids map[string][]string) (int, error) {
 	total := 0
-	for stream, ids := range s.inflightIDs() {
+	for stream, ids := range ids {
 		if len(ids) == 0 {
 			continue
 		}

@@ -31,6 +31,10 @@ const (
 	// DefaultMaxInFlight is how many messages of one subscription may be
 	// delivered and not yet acked or nacked.
 	DefaultMaxInFlight = 256
+	// DefaultReadAhead is the most entries a subscription takes from its
+	// group ahead of its handlers, when they take messages as fast as they
+	// come.
+	DefaultReadAhead = 128
 	// DefaultAckBatchSize is the most acks sent in one XACK.
 	DefaultAckBatchSize = 256
 	// DefaultAckFlushInterval is how long an ack may wait for others to share
@@ -39,8 +43,10 @@ const (
 	// DefaultMaxDeliveries is how many times a message may be delivered
 	// without being acked or nacked before it goes to the poison stream.
 	DefaultMaxDeliveries = int64(10)
-	// DefaultCloseTimeout bounds how long Close waits for in-flight messages.
-	DefaultCloseTimeout = 10 * time.Second
+	// DefaultCloseTimeout is how long messages handed out before Close may
+	// still be acked or nacked after it: as long as a message.Router waits for
+	// its handlers by default.
+	DefaultCloseTimeout = 30 * time.Second
 	// DefaultDelayedPollInterval bounds how late a delayed message scheduled
 	// by another process can be, and is the cost of an idle topic: one cheap
 	// script call per interval.
@@ -109,11 +115,19 @@ type SubscriberConfig struct {
 	// DefaultReadBatchSize.
 	ReadBatchSize int64
 	// MaxInFlight is how many messages of one subscription may be out, not yet
-	// acked or nacked. 1 delivers strictly one at a time in stream order (the
-	// next message only after the previous one is acked). Default
-	// DefaultMaxInFlight: higher throughput, and with a Router messages are
-	// handled concurrently, so order is not kept.
+	// acked or nacked (read ahead included). 1 delivers strictly one at a time
+	// in stream order (the next message only after the previous one is
+	// acked). Default DefaultMaxInFlight: higher throughput, and with a Router
+	// messages are handled concurrently, so order is not kept.
 	MaxInFlight int
+	// ReadAhead is the most entries a subscription takes from its group
+	// before its handlers took the ones already read. Within it, the read-ahead
+	// follows how fast the handlers actually take messages (about 10 ms of
+	// their work), so a consumer whose handlers are slow holds almost nothing
+	// that the group's other consumers could run. Entries that wait in a
+	// consumer whose reader stopped taking messages go back to the group after
+	// MaxIdleTime/2. Default DefaultReadAhead.
+	ReadAhead int
 	// AckBatchSize is the most acks sent in one round trip. Default
 	// DefaultAckBatchSize.
 	AckBatchSize int
@@ -130,8 +144,14 @@ type SubscriberConfig struct {
 	// deliver. Default: the topic's own poison stream, KeysFor(topic).Poison.
 	PoisonTopic string
 
-	// CloseTimeout bounds how long Close waits for in-flight messages to be
-	// acked or nacked. Default DefaultCloseTimeout.
+	// CloseTimeout is how long messages handed out before Close may still be
+	// acked or nacked after Close returned: their acks still reach Redis, and
+	// their contexts are not cancelled before it runs out. Close itself does
+	// not wait for them (a reader that stopped reading may never ack what it
+	// took). When it runs out, their contexts are cancelled and what is still
+	// unsettled goes back to the group. Keep it at least the Router's
+	// CloseTimeout, so the Router bounds a graceful shutdown. Default
+	// DefaultCloseTimeout.
 	CloseTimeout time.Duration
 
 	// DelayedPollInterval is the longest the delayed-message mover sleeps.
@@ -207,6 +227,9 @@ func (c *SubscriberConfig) setDefaults() {
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
 	}
+	if c.ReadAhead == 0 {
+		c.ReadAhead = DefaultReadAhead
+	}
 	if c.AckBatchSize == 0 {
 		c.AckBatchSize = DefaultAckBatchSize
 	}
@@ -260,6 +283,7 @@ func (c *SubscriberConfig) Validate() error {
 		{"ClaimBatchSize", c.ClaimBatchSize},
 		{"ReadBatchSize", c.ReadBatchSize},
 		{"MaxInFlight", int64(c.MaxInFlight)},
+		{"ReadAhead", int64(c.ReadAhead)},
 		{"AckBatchSize", int64(c.AckBatchSize)},
 		{"DelayedBatchSize", c.DelayedBatchSize},
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -44,11 +45,18 @@ type subscription struct {
 	slots     chan struct{}
 	queue     chan *delivery
 	redeliver chan *delivery
+	ahead     *readAhead
+	// stalled is set while the dispatcher gave entries back because nobody
+	// took them: the claimer takes nothing meanwhile.
+	stalled atomic.Bool
 
 	stopReading chan struct{}
 	stopAll     chan struct{}
 	workers     sync.WaitGroup
-	handedOut   sync.WaitGroup
+	// handedOut counts messages out with handlers (also in handedOutCount,
+	// which can be read).
+	handedOut      sync.WaitGroup
+	handedOutCount atomic.Int64
 
 	inflightMu sync.Mutex
 	inflight   map[string]map[string]*pendingEntry
@@ -80,6 +88,7 @@ func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscrip
 		slots:       make(chan struct{}, c.MaxInFlight),
 		queue:       make(chan *delivery, c.MaxInFlight),
 		redeliver:   make(chan *delivery, c.MaxInFlight),
+		ahead:       newReadAhead(c.ReadAhead),
 		stopReading: make(chan struct{}),
 		stopAll:     make(chan struct{}),
 		inflight:    map[string]map[string]*pendingEntry{},
@@ -201,8 +210,11 @@ func (s *subscription) services() []service {
 	return svcs
 }
 
-// shutdown stops reading, gives handed-out messages CloseTimeout to be acked
-// or nacked, flushes acks, releases what is left and closes the channel.
+// shutdown stops reading, gives every entry not out with a handler back to
+// the group, and closes the channel, without waiting for the messages out with
+// handlers: a reader that stopped reading may never ack them. Those get
+// CloseTimeout to be acked or nacked in the background (finish), their
+// contexts intact; when nothing is out, finish runs before shutdown returns.
 func (s *subscription) shutdown() {
 	s.shutOnce.Do(func() {
 		close(s.stopReading)
@@ -213,30 +225,48 @@ func (s *subscription) shutdown() {
 			s.claimer.Stop()
 		}
 		s.workers.Wait()
-
-		settled := make(chan struct{})
-		go func() {
-			s.handedOut.Wait()
-			close(settled)
-		}()
-		select {
-		case <-settled:
-		case <-time.After(s.config().CloseTimeout):
-			s.logger.Info("Close timeout: messages not acked in time stay pending for other consumers", nil)
+		s.giveBack(s.notHandedOut())
+		if s.janitor != nil {
+			s.janitor.Stop()
 		}
-		close(s.stopAll)
-		s.handedOut.Wait()
-		s.acker.stop()
-		for _, svc := range s.services() {
-			svc.Stop()
+		for _, m := range s.movers {
+			m.Stop()
 		}
-		if s.keeper != nil {
-			s.keeper.releaseAll()
-		}
-		s.cancel()
 		close(s.out)
-		s.logger.Info("Subscription closed", nil)
+		if s.handedOutCount.Load() == 0 {
+			s.finish()
+			return
+		}
+		go s.finish()
 	})
+}
+
+// finish waits up to CloseTimeout for the messages out with handlers, flushes
+// acks, and gives back what is still unsettled.
+func (s *subscription) finish() {
+	settled := make(chan struct{})
+	go func() {
+		s.handedOut.Wait()
+		close(settled)
+	}()
+	timeout := time.NewTimer(s.config().CloseTimeout)
+	defer timeout.Stop()
+	select {
+	case <-settled:
+	case <-timeout.C:
+		s.logger.Info("Close timeout: messages not acked in time go back to the group", watermill.LogFields{"count": s.handedOutCount.Load()})
+	}
+	close(s.stopAll)
+	s.handedOut.Wait()
+	s.acker.stop()
+	for _, svc := range s.services() {
+		svc.Stop()
+	}
+	if s.keeper != nil {
+		s.keeper.releaseAll()
+	}
+	s.cancel()
+	s.logger.Info("Subscription closed", nil)
 }
 
 // acquireSlots waits for one free slot, then takes up to want-1 more that are
@@ -293,7 +323,11 @@ func (s *subscription) readLoop() {
 		historyFrom[st] = "0"
 	}
 	for {
-		n := s.acquireSlots(int(s.config().ReadBatchSize))
+		want := s.ahead.want(s.stopReading)
+		if want == 0 {
+			return
+		}
+		n := s.acquireSlots(min(want, int(s.config().ReadBatchSize)))
 		if n == 0 {
 			return
 		}
@@ -438,6 +472,7 @@ func (s *subscription) accept(stream string, entry redis.XMessage) {
 	}
 	pe := &pendingEntry{sub: s, stream: stream, id: entry.ID}
 	s.track(pe)
+	s.ahead.added(1)
 	s.queue <- s.newDelivery(pe, msg)
 }
 
@@ -485,9 +520,22 @@ func (s *subscription) inflightIDs() map[string][]string {
 }
 
 // dispatchLoop hands queued messages to the channel one at a time, in the
-// order read; redeliveries after a nack go first.
+// order read; redeliveries after a nack go first. It measures how long each
+// message waits for a handler to take it (the read-ahead follows that), and
+// when one waits MaxIdleTime/2 the reader has stopped taking messages: it
+// gives that one and every queued entry back to the group.
 func (s *subscription) dispatchLoop() {
 	defer s.workers.Done()
+	var (
+		giveBack  <-chan time.Time
+		stallTime *time.Timer
+	)
+	if after := s.giveBackAfter(); after > 0 {
+		stallTime = time.NewTimer(after)
+		stallTime.Stop()
+		defer stallTime.Stop()
+		giveBack = stallTime.C
+	}
 	for {
 		var d *delivery
 		select {
@@ -500,20 +548,113 @@ func (s *subscription) dispatchLoop() {
 				return
 			}
 		}
-		s.handedOut.Add(1)
 		select {
 		case s.out <- d.msg:
-			go s.awaitOutcome(d)
+			s.handOut(d, 0)
+			continue
+		default:
+		}
+		offered := time.Now()
+		if stallTime != nil {
+			stallTime.Reset(s.giveBackAfter())
+		}
+		select {
+		case s.out <- d.msg:
+			if stallTime != nil {
+				stallTime.Stop()
+			}
+			s.handOut(d, time.Since(offered))
+		case <-giveBack:
+			s.ahead.stalled(time.Since(offered))
+			s.stalled.Store(true)
+			s.giveBackQueued(d)
 		case <-s.stopReading:
-			s.handedOut.Done()
 			d.cancel()
 			return
 		}
 	}
 }
 
+// giveBackAfter is how long a message may wait for a handler before the
+// entries waiting in this subscription go back to the group; 0 in fan-out,
+// where there is no group to take them.
+func (s *subscription) giveBackAfter() time.Duration {
+	if s.group == "" {
+		return 0
+	}
+	return s.config().MaxIdleTime / 2
+}
+
+func (s *subscription) handOut(d *delivery, waited time.Duration) {
+	d.entry.out.Store(true)
+	s.handedOut.Add(1)
+	s.handedOutCount.Add(1)
+	s.ahead.taken(waited)
+	s.stalled.Store(false)
+	go s.awaitOutcome(d)
+}
+
+// giveBackQueued gives held, which no handler took, and every entry queued
+// behind it back to the group.
+func (s *subscription) giveBackQueued(held *delivery) {
+	entries := []*pendingEntry{held.entry}
+	held.cancel()
+	for {
+		var d *delivery
+		select {
+		case d = <-s.redeliver:
+		case d = <-s.queue:
+		default:
+			s.ahead.removed(len(entries))
+			s.logger.Info("Nobody took messages for MaxIdleTime/2; giving the waiting entries back to the group", watermill.LogFields{"count": len(entries)})
+			s.giveBack(entries)
+			return
+		}
+		d.cancel()
+		entries = append(entries, d.entry)
+	}
+}
+
+// notHandedOut lists the entries held that no handler has.
+func (s *subscription) notHandedOut() []*pendingEntry {
+	s.inflightMu.Lock()
+	defer s.inflightMu.Unlock()
+	var entries []*pendingEntry
+	for _, byID := range s.inflight {
+		for _, pe := range byID {
+			if !pe.out.Load() {
+				entries = append(entries, pe)
+			}
+		}
+	}
+	return entries
+}
+
+// giveBack stops holding entries that no handler has and marks them idle for
+// MaxIdleTime, so the group's claimers take them at their next pass.
+func (s *subscription) giveBack(entries []*pendingEntry) {
+	if len(entries) == 0 {
+		return
+	}
+	ids := map[string][]string{}
+	for _, pe := range entries {
+		s.untrack(pe)
+		ids[pe.stream] = append(ids[pe.stream], pe.id)
+	}
+	s.releaseSlots(len(entries))
+	if s.group == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	if _, err := s.setIdle(ctx, s.config().MaxIdleTime, ids); err != nil {
+		s.logger.Error("Could not give entries back to the group; others claim them after MaxIdleTime", err, nil)
+	}
+}
+
 func (s *subscription) awaitOutcome(d *delivery) {
 	defer s.handedOut.Done()
+	defer s.handedOutCount.Add(-1)
 	select {
 	case <-d.msg.Acked():
 		d.cancel()
@@ -525,12 +666,14 @@ func (s *subscription) awaitOutcome(d *delivery) {
 			s.settle(d.entry)
 			return
 		}
+		d.entry.out.Store(false)
 		if sleep := s.config().NackResendSleep; sleep > 0 && !s.sleep(sleep) {
 			return
 		}
 		if s.stoppedReading() {
 			return
 		}
+		s.ahead.added(1)
 		s.redeliver <- s.newDelivery(d.entry, d.msg.Copy())
 	case <-s.stopAll:
 		d.cancel()

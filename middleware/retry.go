@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -48,9 +49,16 @@ func NewRetry(config RetryConfig, logger watermill.LoggerAdapter) (*Retry, error
 // is delivered again later, never lost.
 func (r *Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
+		delivered := msg.Context()
 		produced, err := h(msg)
 		if err == nil {
 			return produced, nil
+		}
+		if shuttingDown(delivered, msg) {
+			// The subscriber or router cancelled the message because it is
+			// shutting down: not a failed attempt. The router nacks it, and
+			// it comes back with its retries intact.
+			return nil, err
 		}
 		if settleErr := r.settle(msg, err); settleErr != nil {
 			r.logger.Error("Could not requeue or poison the message; the router nacks it", settleErr,
@@ -187,4 +195,21 @@ func (r *Retry) poison(ctx context.Context, msg *message.Message) error {
 		return fmt.Errorf("publish %s to poison topic %q: %w", msg.UUID, r.config.PoisonTopic, err)
 	}
 	return nil
+}
+
+// shuttingDown tells whether the context the message was delivered with was
+// cancelled (not timed out) while it was neither acked nor nacked: its
+// subscriber or router is shutting down.
+func shuttingDown(delivered context.Context, msg *message.Message) bool {
+	if !errors.Is(delivered.Err(), context.Canceled) {
+		return false
+	}
+	select {
+	case <-msg.Acked():
+		return false
+	case <-msg.Nacked():
+		return false
+	default:
+		return true
+	}
 }
