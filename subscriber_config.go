@@ -43,10 +43,10 @@ const (
 	// DefaultMaxDeliveries is how many times a message may be delivered
 	// without being acked or nacked before it goes to the poison stream.
 	DefaultMaxDeliveries = int64(10)
-	// DefaultCloseTimeout is how long messages handed out before Close may
-	// still be acked or nacked after it: as long as a message.Router waits for
-	// its handlers by default.
-	DefaultCloseTimeout = 30 * time.Second
+	// DefaultCloseTimeout is how long messages handed out before Close may go
+	// on without any of them being acked or nacked, before their contexts are
+	// cancelled.
+	DefaultCloseTimeout = 10 * time.Second
 	// DefaultDelayedPollInterval bounds how late a delayed message scheduled
 	// by another process can be, and is the cost of an idle topic: one cheap
 	// script call per interval.
@@ -144,14 +144,15 @@ type SubscriberConfig struct {
 	// deliver. Default: the topic's own poison stream, KeysFor(topic).Poison.
 	PoisonTopic string
 
-	// CloseTimeout is how long messages handed out before Close may still be
-	// acked or nacked after Close returned: their acks still reach Redis, and
-	// their contexts are not cancelled before it runs out. Close itself does
-	// not wait for them (a reader that stopped reading may never ack what it
-	// took). When it runs out, their contexts are cancelled and what is still
-	// unsettled goes back to the group. Keep it at least the Router's
-	// CloseTimeout, so the Router bounds a graceful shutdown. Default
-	// DefaultCloseTimeout.
+	// CloseTimeout bounds how long messages handed out before Close may still
+	// be acked or nacked after Close returned. Close itself does not wait for
+	// them (a reader that stopped reading may never ack what it took); their
+	// acks still reach Redis, and their contexts stay alive while handlers
+	// keep settling messages: each ack or nack starts CloseTimeout again, so a
+	// Router's handlers finishing one after another keep their time, and the
+	// Router's own CloseTimeout bounds its shutdown. Once CloseTimeout passes
+	// with none settled, the contexts of the rest are cancelled and they go
+	// back to the group. Default DefaultCloseTimeout.
 	CloseTimeout time.Duration
 
 	// DelayedPollInterval is the longest the delayed-message mover sleeps.

@@ -57,6 +57,10 @@ type subscription struct {
 	// which can be read).
 	handedOut      sync.WaitGroup
 	handedOutCount atomic.Int64
+	// closing is set once the channel closed; settled then receives a
+	// signal whenever a handed-out message is acked or nacked.
+	closing atomic.Bool
+	settled chan struct{}
 
 	inflightMu sync.Mutex
 	inflight   map[string]map[string]*pendingEntry
@@ -89,6 +93,7 @@ func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscrip
 		queue:       make(chan *delivery, c.MaxInFlight),
 		redeliver:   make(chan *delivery, c.MaxInFlight),
 		ahead:       newReadAhead(c.ReadAhead),
+		settled:     make(chan struct{}, 1),
 		stopReading: make(chan struct{}),
 		stopAll:     make(chan struct{}),
 		inflight:    map[string]map[string]*pendingEntry{},
@@ -232,6 +237,7 @@ func (s *subscription) shutdown() {
 		for _, m := range s.movers {
 			m.Stop()
 		}
+		s.closing.Store(true)
 		close(s.out)
 		if s.handedOutCount.Load() == 0 {
 			s.finish()
@@ -241,20 +247,28 @@ func (s *subscription) shutdown() {
 	})
 }
 
-// finish waits up to CloseTimeout for the messages out with handlers, flushes
-// acks, and gives back what is still unsettled.
+// finish waits for the messages out with handlers while they keep being
+// settled (up to CloseTimeout without any ack or nack), flushes acks, and
+// gives back what is still unsettled.
 func (s *subscription) finish() {
-	settled := make(chan struct{})
+	allSettled := make(chan struct{})
 	go func() {
 		s.handedOut.Wait()
-		close(settled)
+		close(allSettled)
 	}()
 	timeout := time.NewTimer(s.config().CloseTimeout)
 	defer timeout.Stop()
-	select {
-	case <-settled:
-	case <-timeout.C:
-		s.logger.Info("Close timeout: messages not acked in time go back to the group", watermill.LogFields{"count": s.handedOutCount.Load()})
+wait:
+	for {
+		select {
+		case <-allSettled:
+			break wait
+		case <-s.settled:
+			timeout.Reset(s.config().CloseTimeout)
+		case <-timeout.C:
+			s.logger.Info("Close timeout: messages not acked in time go back to the group", watermill.LogFields{"count": s.handedOutCount.Load()})
+			break wait
+		}
 	}
 	close(s.stopAll)
 	s.handedOut.Wait()
@@ -655,6 +669,14 @@ func (s *subscription) giveBack(entries []*pendingEntry) {
 func (s *subscription) awaitOutcome(d *delivery) {
 	defer s.handedOut.Done()
 	defer s.handedOutCount.Add(-1)
+	defer func() {
+		if s.closing.Load() {
+			select {
+			case s.settled <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	select {
 	case <-d.msg.Acked():
 		d.cancel()

@@ -124,17 +124,12 @@ func suiteClient(t *testing.T, addr string) redis.UniversalClient {
 //   - MaxIdleTime 3s (default 60s): in TestReconnect a read whose reply is lost
 //     while Redis restarts leaves entries pending for this consumer; they are
 //     claimed again after MaxIdleTime, and the suite only waits 60s.
-//   - CloseTimeout 500ms (default 10s): the suite closes subscribers whose
-//     last message nobody will ever ack (the multiplier used by
-//     TestConcurrentSubscribe keeps one message per subscriber that it can no
-//     longer hand on), and closes them one after the other.
 func suiteSubscriberConfig(client redis.UniversalClient, group string) redrive.SubscriberConfig {
 	return redrive.SubscriberConfig{
 		Client:        client,
 		ConsumerGroup: group,
 		ClaimInterval: 500 * time.Millisecond,
 		MaxIdleTime:   3 * time.Second,
-		CloseTimeout:  500 * time.Millisecond,
 	}
 }
 
@@ -235,9 +230,6 @@ func TestPubSub(t *testing.T) {
 		}, func(t *testing.T, c redrive.SubscriberConfig) redrive.SubscriberConfig {
 			c.ConsumerGroup = ""
 			c.FanOutOldestId = "0"
-			// Fan-out acks nothing in Redis; a subscriber the multiplier
-			// leaves holding a message need not wait long at Close.
-			c.CloseTimeout = 100 * time.Millisecond
 			return c
 		})
 	})
