@@ -26,6 +26,9 @@ func (b *bench) consumeWorkload(ctx context.Context) (workloadReport, *commandsR
 		}
 	}
 	for run := range b.cfg.count {
+		limit := routerLimitRun(b.cfg.n)
+		b.progress("consume: %s run %d: %s", sideRouterLimit, run+1, limit.summary())
+		wr.add(sideRouterLimit, limit)
 		for _, s := range subscribingSides(b.sidesInOrder(run)) {
 			if ctx.Err() != nil {
 				return wr.finish(), cr.finish()

@@ -68,6 +68,17 @@ func writeThroughput(w io.Writer, rep *report) {
 			}
 		}
 	}
+	for _, wr := range rep.Workloads {
+		if wr.LimitTarget == nil {
+			continue
+		}
+		fraction := "—"
+		if wr.LimitTarget.Value != nil {
+			fraction = fmt.Sprintf("%.2f", wr.LimitFraction)
+		}
+		fmt.Fprintf(tw, "  Router's own limit (ready-made msgs)\t\t%s\t%s\t%s\t%s\n",
+			rateCell(wr.Sides[sideRouterLimit]), fraction, wr.LimitTarget, wr.LimitTarget.Verdict)
+	}
 	c := rep.Commands
 	if c != nil {
 		fmt.Fprintf(tw, "Redis commands per consumed message\t%s\t%s\t\t%s\t%s\n",
@@ -97,7 +108,7 @@ func writeThroughput(w io.Writer, rep *report) {
 	if rep.Settings.Count > 1 {
 		fmt.Fprintln(w, "\nall runs, msg/s:")
 		for _, wr := range rep.Workloads {
-			for _, name := range []string{sideAnchor, sideRedrive, sideAutopipeline} {
+			for _, name := range []string{sideAnchor, sideRedrive, sideAutopipeline, sideRouterLimit} {
 				if s := wr.Sides[name]; s != nil {
 					var rates []string
 					for _, r := range s.Runs {
@@ -105,6 +116,13 @@ func writeThroughput(w io.Writer, rep *report) {
 					}
 					fmt.Fprintf(w, "  %-40s %-12s %s\n", wr.Title, name, strings.Join(rates, "  "))
 				}
+			}
+			if len(wr.LimitFractions) > 0 {
+				var fs []string
+				for _, f := range wr.LimitFractions {
+					fs = append(fs, fmt.Sprintf("%.2f", f))
+				}
+				fmt.Fprintf(w, "  %-40s %-12s %s\n", wr.Title, "redrive/limit", strings.Join(fs, "  "))
 			}
 		}
 	}

@@ -132,9 +132,18 @@ type workloadReport struct {
 	// Ratio is redrive's median msg/s over the anchor's.
 	Ratio  float64 `json:"ratio,omitempty"`
 	Target target  `json:"target"`
+	// LimitFraction is redrive's median msg/s over the Router limit's (the
+	// consume workload only), and LimitFractions the same per run.
+	LimitFraction  float64   `json:"router_limit_fraction,omitempty"`
+	LimitFractions []float64 `json:"router_limit_fractions,omitempty"`
+	LimitTarget    *target   `json:"router_limit_target,omitempty"`
 }
 
-var workloadTargets = map[string]float64{wSequential: 1, wBatch: 8, wConcurrent: 2, wConsume: 5}
+var workloadTargets = map[string]float64{wSequential: 1, wBatch: 8, wConcurrent: 2, wConsume: 8}
+
+// routerLimitTarget is the least share of the Router's own limit redrive's
+// consume rate must reach.
+const routerLimitTarget = 0.5
 
 func newWorkloadReport(w string, cfg config) workloadReport {
 	titles := map[string]string{
@@ -183,6 +192,20 @@ func (w *workloadReport) finish() workloadReport {
 		w.Ratio = r.Median / a.Median
 	}
 	w.Target.check(w.Ratio, ok)
+	if l := w.Sides[sideRouterLimit]; l != nil && r != nil {
+		t := atLeast(routerLimitTarget, " of the limit")
+		for i, run := range r.Runs {
+			if i < len(l.Runs) && run.ok() && l.Runs[i].ok() && l.Runs[i].Rate > 0 {
+				w.LimitFractions = append(w.LimitFractions, run.Rate/l.Runs[i].Rate)
+			}
+		}
+		limitOK := !l.Failed && !r.Failed && l.Median > 0
+		if limitOK {
+			w.LimitFraction = r.Median / l.Median
+		}
+		t.check(w.LimitFraction, limitOK)
+		w.LimitTarget = &t
+	}
 	return *w
 }
 
