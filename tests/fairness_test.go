@@ -203,3 +203,34 @@ func TestCloseWithUnackedMessagesIsPrompt(t *testing.T) {
 	}
 	t.Logf("closed %d subscribers in %s", subscribers, time.Since(start))
 }
+
+// TestCloseGivesQueuedEntriesBack: what a closing subscriber read ahead but
+// never handed out goes back to the group at Close, so a live consumer (with
+// a random name) takes it at its next claim pass, long before MaxIdleTime.
+func TestCloseGivesQueuedEntriesBack(t *testing.T) {
+	t.Parallel()
+	const group = "g"
+	client := redistest.NewClient(t)
+	topic := redistest.RandomTopic("close-give-back-")
+	deleteKeysAfter(t, client, topic)
+	pub := newPublisher(t, client)
+	config := redrive.SubscriberConfig{Client: client, ConsumerGroup: group, MaxIdleTime: time.Hour}
+
+	closing := newSubscriber(t, config, nil)
+	msgs := subscribe(t, closing, topic)
+	publish(t, pub, topic, newMessages("first", 1)...)
+	receiveN(t, msgs, 1)[0].Ack()
+	published := newMessages("m", 20)
+	publish(t, pub, topic, published...)
+	redistest.WaitFor(t, waitTimeout, func() bool { return pendingCount(t, client, topic, group) > 0 },
+		"the closing subscriber read entries ahead")
+	if err := closing.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	config.ClaimInterval = 200 * time.Millisecond
+	live := collect(subscribe(t, newSubscriber(t, config, nil), topic))
+	live.waitUnique(t, len(published))
+	sameSet(t, "handled by the live consumer", live.ids(), uuids(published))
+	redistest.WaitFor(t, waitTimeout, func() bool { return pendingCount(t, client, topic, group) == 0 }, "every entry acked")
+}
