@@ -35,7 +35,9 @@ type claimerTestSignals struct {
 func newClaimer(s *subscription) *claimer { return &claimer{sub: s} }
 
 func (c *claimer) Start(ctx context.Context) error {
-	startPeriodic(ctx, &c.Base, c.sub.config().ClaimInterval, c.sub.logger,
+	// The first pass runs at once: a consumer that joins (after a deploy,
+	// say) takes what others gave back or left behind without waiting.
+	startPeriodicFrom(ctx, &c.Base, 0, c.sub.config().ClaimInterval, c.sub.logger,
 		"Claiming idle pending entries failed", c.claimOnce,
 		func(error) { c.TestSignals.Pass.Signal(struct{}{}) })
 	return nil

@@ -15,6 +15,13 @@ import (
 // without flooding. after, when set, runs after every pass with its error.
 func startPeriodic(ctx context.Context, base *startstop.Base, interval time.Duration, logger watermill.LoggerAdapter,
 	failureMsg string, pass func(context.Context) error, after func(error)) {
+	startPeriodicFrom(ctx, base, interval, interval, logger, failureMsg, pass, after)
+}
+
+// startPeriodicFrom is startPeriodic with the first pass after first instead
+// of after one interval.
+func startPeriodicFrom(ctx context.Context, base *startstop.Base, first, interval time.Duration, logger watermill.LoggerAdapter,
+	failureMsg string, pass func(context.Context) error, after func(error)) {
 	ctx, shouldStart, stopped := base.StartInit(ctx)
 	if !shouldStart {
 		return
@@ -22,14 +29,15 @@ func startPeriodic(ctx context.Context, base *startstop.Base, interval time.Dura
 	go func() {
 		defer close(stopped)
 		failures := newErrorLog(logger, failureMsg)
-		ticker := time.NewTicker(interval)
-		defer ticker.Stop()
+		timer := time.NewTimer(first)
+		defer timer.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-ticker.C:
+			case <-timer.C:
 			}
+			timer.Reset(interval)
 			err := pass(ctx)
 			switch {
 			case err != nil && ctx.Err() != nil:

@@ -52,7 +52,9 @@ type subscription struct {
 
 	stopReading chan struct{}
 	stopAll     chan struct{}
-	workers     sync.WaitGroup
+	// reading and dispatching end when their loops return.
+	reading     sync.WaitGroup
+	dispatching sync.WaitGroup
 	// handedOut counts messages out with handlers (also in handedOutCount,
 	// which can be read).
 	handedOut      sync.WaitGroup
@@ -192,7 +194,8 @@ func (s *subscription) start() error {
 			return err
 		}
 	}
-	s.workers.Add(2)
+	s.reading.Add(1)
+	s.dispatching.Add(1)
 	go s.readLoop()
 	go s.dispatchLoop()
 	s.logger.Info("Subscribed", nil)
@@ -220,6 +223,8 @@ func (s *subscription) services() []service {
 // handlers: a reader that stopped reading may never ack them. Those get
 // CloseTimeout to be acked or nacked in the background (finish), their
 // contexts intact; when nothing is out, finish runs before shutdown returns.
+// A blocking read in flight is not waited for either when messages are out:
+// it ends within BlockTime and gives back whatever it brings.
 func (s *subscription) shutdown() {
 	s.shutOnce.Do(func() {
 		close(s.stopReading)
@@ -229,7 +234,7 @@ func (s *subscription) shutdown() {
 			// MaxDeliveries.
 			s.claimer.Stop()
 		}
-		s.workers.Wait()
+		s.dispatching.Wait()
 		s.giveBack(s.notHandedOut())
 		if s.janitor != nil {
 			s.janitor.Stop()
@@ -251,6 +256,8 @@ func (s *subscription) shutdown() {
 // settled (up to CloseTimeout without any ack or nack), flushes acks, and
 // gives back what is still unsettled.
 func (s *subscription) finish() {
+	// The reader may still ack entries that were deleted while pending.
+	s.reading.Wait()
 	allSettled := make(chan struct{})
 	go func() {
 		s.handedOut.Wait()
@@ -328,7 +335,9 @@ func (s *subscription) releaseSlots(n int) {
 }
 
 func (s *subscription) readLoop() {
-	defer s.workers.Done()
+	defer s.reading.Done()
+	// Entries the last read brought after shutdown gave back what was held.
+	defer func() { s.giveBack(s.notHandedOut()) }()
 	failures := newErrorLog(s.logger, "Reading the stream failed")
 	var backoff time.Duration
 	history := s.group != ""
@@ -514,10 +523,15 @@ func (s *subscription) track(pe *pendingEntry) {
 	s.inflight[pe.stream][pe.id] = pe
 }
 
-func (s *subscription) untrack(pe *pendingEntry) {
+// untrack stops holding pe; false when it was not held.
+func (s *subscription) untrack(pe *pendingEntry) bool {
 	s.inflightMu.Lock()
 	defer s.inflightMu.Unlock()
+	if _, held := s.inflight[pe.stream][pe.id]; !held {
+		return false
+	}
 	delete(s.inflight[pe.stream], pe.id)
+	return true
 }
 
 // inflightIDs lists the entries held, by stream.
@@ -539,7 +553,7 @@ func (s *subscription) inflightIDs() map[string][]string {
 // when one waits MaxIdleTime/2 the reader has stopped taking messages: it
 // gives that one and every queued entry back to the group.
 func (s *subscription) dispatchLoop() {
-	defer s.workers.Done()
+	defer s.dispatching.Done()
 	var (
 		giveBack  <-chan time.Time
 		stallTime *time.Timer
@@ -651,11 +665,15 @@ func (s *subscription) giveBack(entries []*pendingEntry) {
 		return
 	}
 	ids := map[string][]string{}
+	released := 0
 	for _, pe := range entries {
-		s.untrack(pe)
+		if !s.untrack(pe) {
+			continue // given back meanwhile by another path
+		}
 		ids[pe.stream] = append(ids[pe.stream], pe.id)
+		released++
 	}
-	s.releaseSlots(len(entries))
+	s.releaseSlots(released)
 	if s.group == "" {
 		return
 	}
@@ -709,8 +727,9 @@ func (s *subscription) settle(pe *pendingEntry) {
 		pe.ackedLocally.Store(true)
 		s.acker.add(pe.stream, pe.id)
 	}
-	s.untrack(pe)
-	s.releaseSlots(1)
+	if s.untrack(pe) {
+		s.releaseSlots(1)
+	}
 }
 
 // deleteFlag tells the scripts to delete a settled entry from a group's
