@@ -252,6 +252,8 @@ func (b *bench) runAll(ctx context.Context) *report {
 			rep.Retry = b.retryWorkload(ctx)
 		case wDelayed:
 			rep.Delayed = b.delayedWorkload(ctx)
+		case wIdle:
+			rep.Idle = b.idleWorkload(ctx)
 		}
 	}
 	return rep

@@ -37,12 +37,13 @@ const (
 	wConsume    = "consume"
 	wRetry      = "retry"
 	wDelayed    = "delayed"
+	wIdle       = "idle"
 )
 
 var (
 	defaultWorkloads = []string{wSequential, wBatch, wConcurrent, wConsume}
 	retryWorkloads   = []string{wRetry, wDelayed}
-	allWorkloads     = append(slices.Clone(defaultWorkloads), retryWorkloads...)
+	allWorkloads     = append(append(slices.Clone(defaultWorkloads), retryWorkloads...), wIdle)
 )
 
 type config struct {
@@ -69,6 +70,9 @@ type config struct {
 	delayedDuration time.Duration
 	delay           time.Duration
 	delayJitter     time.Duration
+
+	idleSubs   int
+	idleWindow time.Duration
 }
 
 func parseFlags(args []string) (config, error) {
@@ -78,7 +82,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.size, "size", 256, "payload size in bytes")
 	fs.IntVar(&c.batch, "batch", 100, "messages per Publish call in the batch workload")
 	fs.IntVar(&c.goroutines, "goroutines", 16, "publishing goroutines in the concurrent workload")
-	only := fs.String("only", "", "comma-separated workloads to run, out of "+strings.Join(allWorkloads, ",")+" (default: "+strings.Join(defaultWorkloads, ",")+", plus "+strings.Join(retryWorkloads, ",")+" with -retry)")
+	only := fs.String("only", "", "comma-separated workloads to run, out of "+strings.Join(allWorkloads, ",")+" (default: "+strings.Join(defaultWorkloads, ",")+", plus "+strings.Join(retryWorkloads, ",")+" with -retry; "+wIdle+" only when named)")
 	retry := fs.Bool("retry", false, "also run the retry and delayed-delivery workloads (issue 3); the anchor's retry side runs up to -anchor-limit")
 	sides := fs.String("sides", "redisstream,redrive", "which sides to run: redisstream, redrive or both (one side is handy for profiling); add autopipeline for a bare auto-pipelining RESP client, without go-redis, in the publish workloads (autopipeline.go)")
 	fs.IntVar(&c.count, "count", 1, "runs of each publish and consume workload; the table shows the median")
@@ -95,6 +99,8 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.delayedDuration, "delayed-duration", 5*time.Second, "how long the delayed workload publishes")
 	fs.DurationVar(&c.delay, "delay", time.Second, "delay of each delayed message (delay.For)")
 	fs.DurationVar(&c.delayJitter, "delay-jitter", 100*time.Millisecond, "each delay is -delay plus a uniform random offset within ± this")
+	fs.IntVar(&c.idleSubs, "idle-subs", 100, "idle subscriptions per side in the idle workload (-only idle)")
+	fs.DurationVar(&c.idleWindow, "idle-window", time.Minute, "how long the idle workload counts commands")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -136,14 +142,14 @@ func parseFlags(args []string) (config, error) {
 	}
 
 	positive := map[string]int{"-n": c.n, "-size": c.size, "-batch": c.batch, "-goroutines": c.goroutines, "-count": c.count,
-		"-retry-n": c.retryN, "-retry-fail-every": c.retryFailEvery, "-delayed-rate": c.delayedRate}
+		"-retry-n": c.retryN, "-retry-fail-every": c.retryFailEvery, "-delayed-rate": c.delayedRate, "-idle-subs": c.idleSubs}
 	for name, v := range positive {
 		if v < 1 {
 			return c, fmt.Errorf("%s must be at least 1, got %d", name, v)
 		}
 	}
 	durations := map[string]time.Duration{"-timeout": c.timeout, "-anchor-limit": c.anchorLimit,
-		"-delayed-duration": c.delayedDuration, "-delay": c.delay, "-retry-interval": c.retryInterval}
+		"-delayed-duration": c.delayedDuration, "-delay": c.delay, "-retry-interval": c.retryInterval, "-idle-window": c.idleWindow}
 	for name, v := range durations {
 		if v <= 0 {
 			return c, fmt.Errorf("%s must be positive, got %s", name, v)

@@ -39,6 +39,9 @@ func writeTable(w io.Writer, rep *report) {
 	if rep.Delayed != nil {
 		writeDelayed(w, rep.Delayed)
 	}
+	if rep.Idle != nil {
+		writeIdle(w, rep.Idle)
+	}
 	if rep.Interrupted {
 		fmt.Fprintf(w, "INTERRUPTED: the run was stopped before the end; the numbers above are partial.\n")
 	}

@@ -15,6 +15,7 @@ type report struct {
 	Commands     *commandsReport   `json:"commands_per_consumed_message,omitempty"`
 	Retry        *retryReport      `json:"retry,omitempty"`
 	Delayed      *delayedReport    `json:"delayed,omitempty"`
+	Idle         *idleReport       `json:"idle,omitempty"`
 	TotalSeconds float64           `json:"total_seconds"`
 	Interrupted  bool              `json:"interrupted,omitempty"`
 	Notes        map[string]string `json:"notes,omitempty"`
