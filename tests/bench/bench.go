@@ -251,7 +251,9 @@ func (b *bench) runAll(ctx context.Context) *report {
 		case wRetry:
 			rep.Retry = b.retryWorkload(ctx)
 		case wDelayed:
-			rep.Delayed = b.delayedWorkload(ctx)
+			rep.Delayed = b.delayedWorkload(ctx, false)
+		case wDelayedCross:
+			rep.DelayedCross = b.delayedWorkload(ctx, true)
 		case wIdle:
 			rep.Idle = b.idleWorkload(ctx)
 		}

@@ -27,12 +27,15 @@ const delayedGrace = 10 * time.Second
 // time is taken right after delay.For, before Publish, so it is never later
 // than what the publisher itself computes: a message counted early really
 // arrived before its delay was up.
-func (b *bench) delayedWorkload(ctx context.Context) *delayedReport {
+// With crossProcess, a child process (this program again) publishes, so
+// nothing in the subscriber's process learns of the schedule directly.
+func (b *bench) delayedWorkload(ctx context.Context, crossProcess bool) *delayedReport {
 	total := max(int(float64(b.cfg.delayedRate)*b.cfg.delayedDuration.Seconds()), 1)
 	newReport := func() *delayedReport {
 		return &delayedReport{
 			Messages:      total,
 			Delay:         b.cfg.delay.String(),
+			CrossProcess:  crossProcess,
 			Jitter:        "±" + b.cfg.delayJitter.String(),
 			P99Target:     atMost(25, " ms"),
 			NoEarlyTarget: atMost(0, " early"),
@@ -44,10 +47,10 @@ func (b *bench) delayedWorkload(ctx context.Context) *delayedReport {
 		rep.Error = "needs the redrive side (-sides)"
 		return rep
 	}
-	b.progress("delayed: %d msgs at %d msg/s, delay %s %s", total, b.cfg.delayedRate, rep.Delay, rep.Jitter)
+	b.progress("delayed: %d msgs at %d msg/s, delay %s %s, published by another process: %v", total, b.cfg.delayedRate, rep.Delay, rep.Jitter, crossProcess)
 	limit := b.cfg.delayedDuration + b.cfg.delay + b.cfg.delayJitter + delayedGrace
 	_, abandoned := bounded(ctx, limit, func(ctx context.Context) struct{} {
-		b.delayedRun(ctx, s, rep)
+		b.delayedRun(ctx, s, rep, crossProcess)
 		return struct{}{}
 	})
 	if abandoned {
@@ -62,7 +65,7 @@ func (b *bench) delayedWorkload(ctx context.Context) *delayedReport {
 	return rep
 }
 
-func (b *bench) delayedRun(ctx context.Context, s *side, rep *delayedReport) {
+func (b *bench) delayedRun(ctx context.Context, s *side, rep *delayedReport, crossProcess bool) {
 	topic := b.topic(wDelayed, s.name)
 	sub, err := s.newRedriveSubscriber(benchGroup)
 	if err != nil {
@@ -115,33 +118,18 @@ func (b *bench) delayedRun(ctx context.Context, s *side, rep *delayedReport) {
 		}
 	}()
 
-	interval := time.Second / time.Duration(b.cfg.delayedRate)
-	jitter := int64(b.cfg.delayJitter)
-	var lastDue time.Time
-	start := time.Now()
-	published := 0
-	for i := range rep.Messages {
-		if ctx.Err() != nil {
-			break
-		}
-		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
-			time.Sleep(wait)
-		}
-		d := b.cfg.delay + time.Duration(rand.Int64N(2*jitter+1)-jitter)
-		msg := message.NewMessage(watermill.NewUUID(), b.payload)
-		delay.Message(msg, delay.For(d))
-		due := time.Now().Add(d)
-		msg.Metadata.Set(dueKey, strconv.FormatInt(due.UnixNano(), 10))
-		if err := pub.Publish(topic, msg); err != nil {
-			rep.Error = "publish: " + err.Error()
-			break
-		}
-		published++
-		if due.After(lastDue) {
-			lastDue = due
-		}
+	var (
+		published int
+		lastDue   time.Time
+	)
+	if crossProcess {
+		published, lastDue, rep.PublishRate, err = publishDelayedInChild(ctx, b.cfg, topic, rep.Messages)
+	} else {
+		published, lastDue, rep.PublishRate, err = publishDelayed(ctx, pub, topic, rep.Messages, b.cfg, b.payload)
 	}
-	rep.PublishRate = float64(published) / time.Since(start).Seconds()
+	if err != nil {
+		rep.Error = "publish: " + err.Error()
+	}
 
 	if rep.Error == "" && published == rep.Messages {
 		wait := time.NewTimer(max(time.Until(lastDue), 0) + delayedGrace)
@@ -184,6 +172,38 @@ func (b *bench) delayedRun(ctx context.Context, s *side, rep *delayedReport) {
 	if rep.Early > 0 {
 		rep.MaxEarlyMs = -rep.MinMs
 	}
+}
+
+// publishDelayed publishes total delayed messages to topic at -delayed-rate,
+// each with -delay ± -delay-jitter and its intended due time in metadata. It
+// returns how many it published, the latest due time and the rate reached.
+func publishDelayed(ctx context.Context, pub message.Publisher, topic string, total int, cfg config, payload []byte) (int, time.Time, float64, error) {
+	interval := time.Second / time.Duration(cfg.delayedRate)
+	jitter := int64(cfg.delayJitter)
+	var lastDue time.Time
+	start := time.Now()
+	published := 0
+	for i := range total {
+		if ctx.Err() != nil {
+			break
+		}
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		d := cfg.delay + time.Duration(rand.Int64N(2*jitter+1)-jitter)
+		msg := message.NewMessage(watermill.NewUUID(), payload)
+		delay.Message(msg, delay.For(d))
+		due := time.Now().Add(d)
+		msg.Metadata.Set(dueKey, strconv.FormatInt(due.UnixNano(), 10))
+		if err := pub.Publish(topic, msg); err != nil {
+			return published, lastDue, float64(published) / time.Since(start).Seconds(), err
+		}
+		published++
+		if due.After(lastDue) {
+			lastDue = due
+		}
+	}
+	return published, lastDue, float64(published) / time.Since(start).Seconds(), nil
 }
 
 // percentile of sorted values, nearest rank.

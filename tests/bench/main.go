@@ -38,11 +38,14 @@ const (
 	wRetry      = "retry"
 	wDelayed    = "delayed"
 	wIdle       = "idle"
+	// wDelayedCross is the delayed workload with the publisher in another
+	// process.
+	wDelayedCross = "delayed-xproc"
 )
 
 var (
 	defaultWorkloads = []string{wSequential, wBatch, wConcurrent, wConsume}
-	retryWorkloads   = []string{wRetry, wDelayed}
+	retryWorkloads   = []string{wRetry, wDelayed, wDelayedCross}
 	allWorkloads     = append(append(slices.Clone(defaultWorkloads), retryWorkloads...), wIdle)
 )
 
@@ -174,6 +177,9 @@ func splitList(s string) []string {
 func (c config) runs(w string) bool { return slices.Contains(c.workloads, w) }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == delayedChildArg {
+		os.Exit(runDelayedChild(os.Args[2:]))
+	}
 	cfg, err := parseFlags(os.Args[1:])
 	if err == flag.ErrHelp {
 		os.Exit(0)

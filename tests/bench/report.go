@@ -39,6 +39,9 @@ func writeTable(w io.Writer, rep *report) {
 	if rep.Delayed != nil {
 		writeDelayed(w, rep.Delayed)
 	}
+	if rep.DelayedCross != nil {
+		writeDelayed(w, rep.DelayedCross)
+	}
 	if rep.Idle != nil {
 		writeIdle(w, rep.Idle)
 	}
@@ -320,7 +323,12 @@ func writeRetry(w io.Writer, r *retryReport, st settings) {
 func writeDelayed(w io.Writer, d *delayedReport) {
 	fmt.Fprintf(w, "DELAYED DELIVERY: %s msgs, delay.Message(msg, delay.For(%s %s)) through redrive's Publisher at %.0f msg/s,\n",
 		groupDigits(int64(d.Messages)), d.Delay, d.Jitter, d.PublishRate)
-	fmt.Fprintln(w, "  consumed by a redrive Subscriber (group) in the same process; lateness = arrival − intended due time")
+	if d.CrossProcess {
+		fmt.Fprintln(w, "  in ANOTHER process (nothing in the subscriber's process hears of the schedule), consumed by a redrive")
+		fmt.Fprintln(w, "  Subscriber (group); lateness = arrival − intended due time")
+	} else {
+		fmt.Fprintln(w, "  consumed by a redrive Subscriber (group) in the same process; lateness = arrival − intended due time")
+	}
 	fmt.Fprintln(w, "  (taken right after delay.For, before Publish; carried in metadata in nanoseconds)")
 	if d.Error != "" {
 		fmt.Fprintf(w, "  ERROR: %s\n", d.Error)
@@ -335,8 +343,12 @@ func writeDelayed(w io.Writer, d *delayedReport) {
 	}
 	fmt.Fprintf(tw, "  early messages\t%s\ttarget %s\t%s\n", early, d.NoEarlyTarget, d.NoEarlyTarget.Verdict)
 	_ = tw.Flush()
-	fmt.Fprintln(w, "  The publisher wakes the in-process mover directly; a publisher in another process is seen at the mover's")
-	fmt.Fprintln(w, "  next poll (DelayedPollInterval, default 100 ms), so cross-process lateness is bounded by that instead.")
+	if d.CrossProcess {
+		fmt.Fprintln(w, "  Nothing wakes the mover for another process's schedule: it moves at the earliest due time it knows")
+		fmt.Fprintln(w, "  of, or at its next poll (DelayedPollInterval, default 100 ms), whichever comes first.")
+	} else {
+		fmt.Fprintln(w, "  The publisher wakes the in-process mover directly (see delayed-xproc for a publisher in another process).")
+	}
 	fmt.Fprintln(w)
 }
 

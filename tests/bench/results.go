@@ -15,6 +15,7 @@ type report struct {
 	Commands     *commandsReport   `json:"commands_per_consumed_message,omitempty"`
 	Retry        *retryReport      `json:"retry,omitempty"`
 	Delayed      *delayedReport    `json:"delayed,omitempty"`
+	DelayedCross *delayedReport    `json:"delayed_cross_process,omitempty"`
 	Idle         *idleReport       `json:"idle,omitempty"`
 	TotalSeconds float64           `json:"total_seconds"`
 	Interrupted  bool              `json:"interrupted,omitempty"`
@@ -332,6 +333,8 @@ type retryReport struct {
 
 // delayedReport is the delayed-delivery lateness workload (redrive only).
 type delayedReport struct {
+	// CrossProcess is set when another process published.
+	CrossProcess  bool    `json:"cross_process"`
 	Messages      int     `json:"messages"`
 	Received      int     `json:"received"`
 	Duplicates    int     `json:"duplicates"`
