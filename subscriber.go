@@ -55,8 +55,8 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 }
 
 // Subscribe starts reading topic. The channel is closed when ctx ends or the
-// subscriber is closed, after in-flight messages were settled (bounded by
-// CloseTimeout).
+// subscriber is closed, after the messages out with handlers were settled
+// and their acks sent (bounded by CloseTimeout).
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if topic == "" {
 		return nil, errors.New("redrive: subscribe: topic is empty")
@@ -117,10 +117,12 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	return newSubscription(ctx, s, topic).createGroups(ctx)
 }
 
-// Close stops every subscription: reading stops, in-flight messages get up to
-// CloseTimeout to be acked or nacked, waiting acks are flushed, and what was
-// not settled is released for other consumers to claim at once. It is
-// idempotent and does not close the Redis client.
+// Close stops every subscription: reading stops and entries read ahead go back
+// to the group for other consumers to claim at once. It does not wait for
+// messages out with handlers (a reader that stopped reading may never ack
+// them): their acks still reach Redis, their contexts stay alive while they
+// keep being settled (see CloseTimeout), and each subscription's channel
+// closes after them. It is idempotent and does not close the Redis client.
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	if s.closed {

@@ -152,7 +152,8 @@ type SubscriberConfig struct {
 	// Router's handlers finishing one after another keep their time, and the
 	// Router's own CloseTimeout bounds its shutdown. Once CloseTimeout passes
 	// with none settled, the contexts of the rest are cancelled and they go
-	// back to the group. Default DefaultCloseTimeout.
+	// back to the group. The subscription's channel closes after that, once
+	// the acks were sent. Default DefaultCloseTimeout.
 	CloseTimeout time.Duration
 
 	// DelayedPollInterval is the longest the delayed-message mover sleeps.

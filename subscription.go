@@ -38,7 +38,12 @@ type subscription struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	out    chan *message.Message
+	// messageBase is what message contexts derive from: the Subscribe
+	// context's values without its cancellation. Each message's context is
+	// cancelled by its own delivery (settled, given back, or CloseTimeout),
+	// so none needs registering with a cancellable parent.
+	messageBase context.Context
+	out         chan *message.Message
 
 	// slots holds one token per message that may be out; a delivery holds
 	// its token from the read until it is acked, poisoned or released.
@@ -101,7 +106,8 @@ func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscrip
 		inflight:    map[string]map[string]*pendingEntry{},
 		poisonTopic: c.PoisonTopic,
 	}
-	sub.ctx, sub.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	sub.messageBase = context.WithoutCancel(ctx)
+	sub.ctx, sub.cancel = context.WithCancel(sub.messageBase)
 	for range c.MaxInFlight {
 		sub.slots <- struct{}{}
 	}
@@ -218,11 +224,12 @@ func (s *subscription) services() []service {
 	return svcs
 }
 
-// shutdown stops reading, gives every entry not out with a handler back to
-// the group, and closes the channel, without waiting for the messages out with
-// handlers: a reader that stopped reading may never ack them. Those get
-// CloseTimeout to be acked or nacked in the background (finish), their
-// contexts intact; when nothing is out, finish runs before shutdown returns.
+// shutdown stops reading and gives every entry not out with a handler back
+// to the group, without waiting for the messages out with handlers: a reader
+// that stopped reading may never ack them. Those get CloseTimeout to be acked
+// or nacked in the background (finish), their contexts intact, and the
+// channel closes after them; when nothing is out, finish runs before shutdown
+// returns.
 // A blocking read in flight is not waited for either when messages are out:
 // it ends within BlockTime and gives back whatever it brings.
 func (s *subscription) shutdown() {
@@ -243,7 +250,6 @@ func (s *subscription) shutdown() {
 			m.Stop()
 		}
 		s.closing.Store(true)
-		close(s.out)
 		if s.handedOutCount.Load() == 0 {
 			s.finish()
 			return
@@ -286,6 +292,10 @@ wait:
 	if s.keeper != nil {
 		s.keeper.releaseAll()
 	}
+	// Closed last: a message.Router waits for its subscriptions' channels to
+	// close, so its Close returns after the acks of its handlers reached
+	// Redis.
+	close(s.out)
 	s.cancel()
 	s.logger.Info("Subscription closed", nil)
 }
@@ -509,7 +519,7 @@ func (s *subscription) newDelivery(pe *pendingEntry, msg *message.Message) *deli
 		entry:         pe,
 		msg:           msg,
 	}
-	ctx, cancel := context.WithCancel(context.WithValue(s.ctx, deliveryContextKey{}, d))
+	ctx, cancel := context.WithCancel(context.WithValue(s.messageBase, deliveryContextKey{}, d))
 	msg.SetContext(ctx)
 	return &delivery{entry: pe, msg: msg, cancel: cancel}
 }

@@ -28,7 +28,8 @@ func waitSubscriberClosed(t *testing.T, sub *redrive.Subscriber) {
 // TestRouterCloseWithHandlersMidFlight: a Router closed while 100 handlers
 // are mid-flight closes its subscriber first and then waits for them. The
 // handlers keep live contexts after the subscriber closed, each finishes, all
-// 100 acks reach Redis, and nothing is delivered again.
+// 100 acks are in Redis when Router.Close returns, and nothing is delivered
+// again.
 func TestRouterCloseWithHandlersMidFlight(t *testing.T) {
 	t.Parallel()
 	const (
@@ -77,7 +78,11 @@ func TestRouterCloseWithHandlersMidFlight(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("Router.Close did not return after its handlers finished")
 	}
-	redistest.WaitFor(t, waitTimeout, func() bool { return pendingCount(t, client, topic, group) == 0 }, "all %d acks reached Redis", handlers)
+	// The Router waits for its subscription's channel, which closes after
+	// the acks were sent: they are in Redis when Router.Close returns.
+	if n := pendingCount(t, client, topic, group); n != 0 {
+		t.Errorf("%d of %d entries still pending when Router.Close returned", n, handlers)
+	}
 	if n := cancelled.Load(); n > 0 {
 		t.Errorf("%d handlers saw their message context cancelled during a graceful shutdown", n)
 	}
