@@ -66,6 +66,9 @@ type pendingEntry struct {
 	// out is set while the message is out with a handler: an entry that is
 	// not out can be given back to the group without running twice.
 	out atomic.Bool
+	// handedOut is the message last handed out for the entry. Only the
+	// dispatcher writes it; shutdown reads it after the dispatcher ended.
+	handedOut *message.Message
 	// ackedLocally is set when the message was acked before its handler
 	// finished (Watermill's InstantAck): a later Requeue or Poison must still
 	// write, although the entry is no longer pending.

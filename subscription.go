@@ -250,7 +250,9 @@ func (s *subscription) shutdown() {
 			m.Stop()
 		}
 		s.closing.Store(true)
-		if s.handedOutCount.Load() == 0 {
+		if !s.awaitingHandlers() {
+			// Every message out was acked or nacked already: settle them
+			// and close the channel before Close returns.
 			s.finish()
 			return
 		}
@@ -624,6 +626,7 @@ func (s *subscription) giveBackAfter() time.Duration {
 }
 
 func (s *subscription) handOut(d *delivery, waited time.Duration) {
+	d.entry.handedOut = d.msg
 	d.entry.out.Store(true)
 	s.handedOut.Add(1)
 	s.handedOutCount.Add(1)
@@ -651,6 +654,27 @@ func (s *subscription) giveBackQueued(held *delivery) {
 		d.cancel()
 		entries = append(entries, d.entry)
 	}
+}
+
+// awaitingHandlers tells whether a message out with a handler is neither
+// acked nor nacked yet. Only once the dispatcher ended.
+func (s *subscription) awaitingHandlers() bool {
+	s.inflightMu.Lock()
+	defer s.inflightMu.Unlock()
+	for _, byID := range s.inflight {
+		for _, pe := range byID {
+			if !pe.out.Load() || pe.handedOut == nil {
+				continue
+			}
+			select {
+			case <-pe.handedOut.Acked():
+			case <-pe.handedOut.Nacked():
+			default:
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // notHandedOut lists the entries held that no handler has.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/redistest"
@@ -78,9 +79,7 @@ func TestSlowConsumerHoldsOnlyItsShare(t *testing.T) {
 		readAhead = 16
 		group     = "g"
 	)
-	client := redistest.NewClient(t)
-	topic := redistest.RandomTopic("fair-")
-	deleteKeysAfter(t, client, topic)
+	client, topic, pub := newGroupTopic(t, "fair-")
 
 	counts := newHandledCounts()
 	var wg sync.WaitGroup
@@ -102,7 +101,7 @@ func TestSlowConsumerHoldsOnlyItsShare(t *testing.T) {
 		t.Cleanup(func() { _ = sub.Close() })
 	}
 	start := time.Now()
-	publish(t, newPublisher(t, client), topic, newMessages("m", messages)...)
+	publish(t, pub, topic, newMessages("m", messages)...)
 	redistest.WaitFor(t, 2*waitTimeout, func() bool {
 		return counts.unique() == messages && pendingCount(t, client, topic, group) == 0
 	}, "every message handled and acked")
@@ -118,16 +117,38 @@ func TestSlowConsumerHoldsOnlyItsShare(t *testing.T) {
 
 func consumerName(i int) string { return "consumer-" + string(rune('a'+i)) }
 
+// newGroupTopic gives a test a client, a fresh topic deleted after it, and a
+// publisher.
+func newGroupTopic(t *testing.T, prefix string) (*redis.Client, string, *redrive.Publisher) {
+	t.Helper()
+	client := redistest.NewClient(t)
+	topic := redistest.RandomTopic(prefix)
+	deleteKeysAfter(t, client, topic)
+	return client, topic, newPublisher(t, client)
+}
+
+// stopReadingAfterOne makes msgs' subscriber take one message (acked), then
+// publishes more and waits until the subscriber, its reader no longer taking
+// anything, read some of them ahead. It returns the messages published after
+// the first.
+func stopReadingAfterOne(t *testing.T, client *redis.Client, pub *redrive.Publisher, msgs <-chan *message.Message, topic, group string) []*message.Message {
+	t.Helper()
+	publish(t, pub, topic, newMessages("first", 1)...)
+	receiveN(t, msgs, 1)[0].Ack()
+	published := newMessages("m", 20)
+	publish(t, pub, topic, published...)
+	redistest.WaitFor(t, waitTimeout, func() bool { return pendingCount(t, client, topic, group) > 0 },
+		"the subscriber read entries ahead")
+	return published
+}
+
 // TestStoppedReaderGivesBackEntries: a consumer whose reader stops taking
 // messages (without closing) gives the entries waiting in it back to the
 // group within about MaxIdleTime, and another consumer finishes them.
 func TestStoppedReaderGivesBackEntries(t *testing.T) {
 	t.Parallel()
 	const group = "g"
-	client := redistest.NewClient(t)
-	topic := redistest.RandomTopic("stopped-reader-")
-	deleteKeysAfter(t, client, topic)
-	pub := newPublisher(t, client)
+	client, topic, pub := newGroupTopic(t, "stopped-reader-")
 	config := redrive.SubscriberConfig{
 		Client: client, ConsumerGroup: group,
 		MaxIdleTime:   2 * time.Second,
@@ -137,20 +158,7 @@ func TestStoppedReaderGivesBackEntries(t *testing.T) {
 	config.Consumer = "stopped"
 	stopped := newSubscriber(t, config, nil)
 	stoppedMsgs := subscribe(t, stopped, topic)
-	publish(t, pub, topic, newMessages("first", 1)...)
-	taken := receiveN(t, stoppedMsgs, 1)
-	taken[0].Ack()
-	// The reader takes no more from here on.
-	published := newMessages("m", 50)
-	publish(t, pub, topic, published...)
-	redistest.WaitFor(t, waitTimeout, func() bool {
-		for _, p := range pendingEntries(t, client, topic, group) {
-			if p.Consumer == "stopped" {
-				return true
-			}
-		}
-		return false
-	}, "the stopped consumer read entries ahead")
+	published := stopReadingAfterOne(t, client, pub, stoppedMsgs, topic, group)
 
 	config.Consumer = "live"
 	live := collect(subscribe(t, newSubscriber(t, config, nil), topic))
@@ -187,7 +195,9 @@ func TestCloseWithUnackedMessagesIsPrompt(t *testing.T) {
 		// A topic each, so every subscriber gets exactly its own message.
 		topic := redistest.RandomTopic("close-prompt-")
 		deleteKeysAfter(t, client, topic)
-		subs[i] = newSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: group}, nil)
+		// A client each, as fifty subscriptions polling on one client's
+		// pool would mostly wait for connections.
+		subs[i] = newSubscriber(t, redrive.SubscriberConfig{Client: redistest.NewClient(t), ConsumerGroup: group}, nil)
 		msgs := subscribe(t, subs[i], topic)
 		publish(t, pub, topic, newMessages("m", 1)...)
 		held[i] = receiveN(t, msgs, 1)[0]
@@ -210,20 +220,11 @@ func TestCloseWithUnackedMessagesIsPrompt(t *testing.T) {
 func TestCloseGivesQueuedEntriesBack(t *testing.T) {
 	t.Parallel()
 	const group = "g"
-	client := redistest.NewClient(t)
-	topic := redistest.RandomTopic("close-give-back-")
-	deleteKeysAfter(t, client, topic)
-	pub := newPublisher(t, client)
+	client, topic, pub := newGroupTopic(t, "close-give-back-")
 	config := redrive.SubscriberConfig{Client: client, ConsumerGroup: group, MaxIdleTime: time.Hour}
 
 	closing := newSubscriber(t, config, nil)
-	msgs := subscribe(t, closing, topic)
-	publish(t, pub, topic, newMessages("first", 1)...)
-	receiveN(t, msgs, 1)[0].Ack()
-	published := newMessages("m", 20)
-	publish(t, pub, topic, published...)
-	redistest.WaitFor(t, waitTimeout, func() bool { return pendingCount(t, client, topic, group) > 0 },
-		"the closing subscriber read entries ahead")
+	published := stopReadingAfterOne(t, client, pub, subscribe(t, closing, topic), topic, group)
 	if err := closing.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

@@ -36,9 +36,7 @@ func TestRouterCloseWithHandlersMidFlight(t *testing.T) {
 		handlers = 100
 		group    = "g"
 	)
-	client := redistest.NewClient(t)
-	topic := redistest.RandomTopic("router-close-")
-	deleteKeysAfter(t, client, topic)
+	client, topic, pub := newGroupTopic(t, "router-close-")
 
 	sub := newSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: group}, nil)
 	router, err := message.NewRouter(message.RouterConfig{}, errorsOnlyLogger{})
@@ -63,7 +61,7 @@ func TestRouterCloseWithHandlersMidFlight(t *testing.T) {
 	})
 	go func() { _ = router.Run(context.Background()) }()
 	<-router.Running()
-	publish(t, newPublisher(t, client), topic, newMessages("m", handlers)...)
+	publish(t, pub, topic, newMessages("m", handlers)...)
 	started.Wait()
 
 	closed := make(chan error, 1)
@@ -101,11 +99,7 @@ func TestRouterCloseWithHandlersMidFlight(t *testing.T) {
 func TestShutdownDoesNotSpendRetries(t *testing.T) {
 	t.Parallel()
 	const group = "g"
-	client := redistest.NewClient(t)
-	topic := redistest.RandomTopic("shutdown-retries-")
-	deleteKeysAfter(t, client, topic)
-	pub := newPublisher(t, client)
-
+	client, topic, pub := newGroupTopic(t, "shutdown-retries-")
 	sub := newSubscriber(t, redrive.SubscriberConfig{
 		Client: client, ConsumerGroup: group,
 		// Cut the handler short soon after Close.

@@ -91,10 +91,8 @@ func (b *bench) idleRun(ctx context.Context, sideName, addr string) *idleSide {
 			return r
 		}
 	}
-	select {
-	case <-time.After(idleSettle):
-	case <-ctx.Done():
-		r.Error = ctx.Err().Error()
+	if err := sleepCtx(ctx, idleSettle); err != nil {
+		r.Error = err.Error()
 		return r
 	}
 	before, err := serverCommandStats(ctx, client)
@@ -103,10 +101,8 @@ func (b *bench) idleRun(ctx context.Context, sideName, addr string) *idleSide {
 		return r
 	}
 	start := time.Now()
-	select {
-	case <-time.After(b.cfg.idleWindow):
-	case <-ctx.Done():
-		r.Error = ctx.Err().Error()
+	if err := sleepCtx(ctx, b.cfg.idleWindow); err != nil {
+		r.Error = err.Error()
 		return r
 	}
 	after, err := serverCommandStats(ctx, client)
@@ -120,6 +116,18 @@ func (b *bench) idleRun(ctx context.Context, sideName, addr string) *idleSide {
 	r.WindowSeconds = window.Seconds()
 	r.PerSubPerSec = float64(r.Commands) / window.Seconds() / float64(b.cfg.idleSubs)
 	return r
+}
+
+// sleepCtx waits d, or returns ctx's error when it ends first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // newIdleSubscriber is a consumer-group subscriber of the side with its
