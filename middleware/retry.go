@@ -327,11 +327,14 @@ func (r *Retry) checkBroker(msg *message.Message, handler string) error {
 		handler, message.SubscriberNameFromCtx(msg.Context()), ErrOtherBroker)
 }
 
-// poison moves msg to the poison topic: through its redrive Delivery, or a
-// copy published through Publisher.
+// poison moves msg to the poison topic: through its redrive Delivery (which
+// acks it in the same step when read in a consumer group), or as a copy
+// published through Publisher.
 func (r *Retry) poison(ctx context.Context, msg *message.Message, handler string) error {
-	if d, ok := redrive.DeliveryOf(msg); ok && d.ConsumerGroup != "" {
-		msg.Metadata.Set(redrive.MetadataPoisonedConsumerGroup, d.ConsumerGroup)
+	if d, ok := redrive.DeliveryOf(msg); ok {
+		if d.ConsumerGroup != "" {
+			msg.Metadata.Set(redrive.MetadataPoisonedConsumerGroup, d.ConsumerGroup)
+		}
 		return d.Poison(ctx, msg, r.config.PoisonTopic)
 	}
 	if err := r.checkBroker(msg, handler); err != nil {
