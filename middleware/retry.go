@@ -65,6 +65,8 @@ func (r *Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		for {
 			produced, err := h(msg)
 			if err == nil {
+				// After in-process retries: none is due any more.
+				delete(msg.Metadata, MetadataNextAttemptAt)
 				return produced, nil
 			}
 			wait, settleErr := r.settle(msg, err)
