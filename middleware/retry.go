@@ -62,11 +62,13 @@ func NewRetry(config RetryConfig, logger watermill.LoggerAdapter) (*Retry, error
 // (nacked) too.
 func (r *Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		for {
+		for inProcess := false; ; inProcess = true {
 			produced, err := h(msg)
 			if err == nil {
-				// After in-process retries: none is due any more.
-				delete(msg.Metadata, MetadataNextAttemptAt)
+				if inProcess {
+					// No attempt is due any more (Deduplicator reads it).
+					delete(msg.Metadata, MetadataNextAttemptAt)
+				}
 				return produced, nil
 			}
 			wait, settleErr := r.settle(msg, err)

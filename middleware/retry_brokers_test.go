@@ -88,6 +88,8 @@ func TestRetryBoundsPanicStacks(t *testing.T) {
 	}
 }
 
+// TestRetryPoisonRecordsGroupAndHandler also checks that admin's TopicInfo
+// finds the middleware's poison topic without being told where to look.
 func TestRetryPoisonRecordsGroupAndHandler(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -100,6 +102,17 @@ func TestRetryPoisonRecordsGroupAndHandler(t *testing.T) {
 	if md.Get(redrive.MetadataPoisonedConsumerGroup) != "billing" || md.Get(wmiddleware.PoisonedHandlerKey) != "billing" {
 		t.Errorf("poisoned message records group %q and handler %q, want billing for both",
 			md.Get(redrive.MetadataPoisonedConsumerGroup), md.Get(wmiddleware.PoisonedHandlerKey))
+	}
+	adm, err := admin.NewAdmin(admin.Config{Client: h.client}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := adm.TopicInfo(context.Background(), h.topic, admin.TopicInfoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.PoisonTopics) != 1 || info.PoisonTopics[0].PoisonTopic != h.poison || info.PoisonTopics[0].Count != 1 {
+		t.Errorf("TopicInfo.PoisonTopics = %+v, want 1 message in %s", info.PoisonTopics, h.poison)
 	}
 }
 
@@ -315,29 +328,5 @@ func TestRetryConfigRefusesWhatCannotWork(t *testing.T) {
 	}
 	if _, err := middleware.NewDurableRetries(middleware.DurableRetriesConfig{Client: client}, nil); err == nil || !strings.Contains(err.Error(), "Publisher") {
 		t.Errorf("DurableRetries without a publisher: err = %v", err)
-	}
-}
-
-// TestTopicInfoFindsTheRetryPoisonTopic poisons a message into the
-// middleware's own poison topic; admin's TopicInfo finds it without being
-// told where to look.
-func TestTopicInfoFindsTheRetryPoisonTopic(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t)
-	h.addHandler("billing", middleware.RetryConfig{MaxRetries: middleware.NoRetries},
-		func(*message.Message) error { return errors.New("no") })
-	h.run()
-	h.publish("x")
-	waitFor(t, 20*time.Second, func() bool { return len(h.poisoned()) == 1 }, "message not poisoned")
-	adm, err := admin.NewAdmin(admin.Config{Client: h.client}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := adm.TopicInfo(context.Background(), h.topic, admin.TopicInfoOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(info.PoisonTopics) != 1 || info.PoisonTopics[0].PoisonTopic != h.poison || info.PoisonTopics[0].Count != 1 {
-		t.Errorf("TopicInfo.PoisonTopics = %+v, want 1 message in %s", info.PoisonTopics, h.poison)
 	}
 }

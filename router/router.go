@@ -42,6 +42,14 @@
 // be scheduled (Redis unreachable); added after, it runs inside Recoverer.
 // Watermill's own Retry and PoisonQueue middleware are not needed with
 // redrive's, and add nothing outside it.
+//
+// # Other brokers
+//
+// AddOtherBrokerHandler adds a handler reading another Watermill broker, with
+// a retry policy of its own whose Publisher is that broker's, so its retries
+// and poisoned messages never enter Redis by mistake; when those retries are
+// published (DelayInPublisher, DelayDurable) the router also reads the
+// handler's retry topic.
 package router
 
 import (
@@ -268,26 +276,34 @@ func (r *Router) AddConsumerHandler(name, subscribeTopic string, handlerFunc mes
 	return r.addHandler(name, subscribeTopic, "", h, opts)
 }
 
-func (r *Router) addHandler(name, topic, publishTopic string, handlerFunc message.HandlerFunc, opts []HandlerOption) (*message.Handler, error) {
+// checkHandler reports what is missing from a handler being added.
+func checkHandler(name, topic string, hasFunc bool, o handlerOptions) error {
 	switch {
 	case name == "":
-		return nil, errors.New("redrive/router: handler name is empty")
+		return errors.New("redrive/router: handler name is empty")
 	case topic == "":
-		return nil, fmt.Errorf("redrive/router: handler %q: subscribeTopic is empty", name)
-	case handlerFunc == nil:
-		return nil, fmt.Errorf("redrive/router: handler %q: handlerFunc is nil", name)
+		return fmt.Errorf("redrive/router: handler %q: subscribeTopic is empty", name)
+	case !hasFunc:
+		return fmt.Errorf("redrive/router: handler %q: handlerFunc is nil", name)
 	}
+	for i, m := range o.middleware {
+		if m == nil {
+			return fmt.Errorf("redrive/router: handler %q: WithMiddleware[%d] is nil", name, i)
+		}
+	}
+	return nil
+}
+
+func (r *Router) addHandler(name, topic, publishTopic string, handlerFunc message.HandlerFunc, opts []HandlerOption) (*message.Handler, error) {
 	o := handlerOptions{group: name}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if err := checkHandler(name, topic, handlerFunc != nil, o); err != nil {
+		return nil, err
+	}
 	if o.group == "" {
 		return nil, fmt.Errorf("redrive/router: handler %q: WithConsumerGroup is empty", name)
-	}
-	for i, m := range o.middleware {
-		if m == nil {
-			return nil, fmt.Errorf("redrive/router: handler %q: WithMiddleware[%d] is nil", name, i)
-		}
 	}
 
 	retryConfig := r.config.Retry
@@ -466,30 +482,20 @@ func (nopPublisher) Close() error                              { return nil }
 // WithMiddleware applies to both; WithConsumerGroup, WithSubscriberConfig and
 // WithPublisher do not apply and are refused.
 func (r *Router) AddOtherBrokerHandler(name, topic string, subscriber message.Subscriber, handlerFunc message.NoPublishHandlerFunc, opts ...HandlerOption) (*message.Handler, error) {
-	switch {
-	case name == "":
-		return nil, errors.New("redrive/router: handler name is empty")
-	case topic == "":
-		return nil, fmt.Errorf("redrive/router: handler %q: topic is empty", name)
-	case subscriber == nil:
-		return nil, fmt.Errorf("redrive/router: handler %q: subscriber is nil", name)
-	case handlerFunc == nil:
-		return nil, fmt.Errorf("redrive/router: handler %q: handlerFunc is nil", name)
-	}
 	var o handlerOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if err := checkHandler(name, topic, handlerFunc != nil, o); err != nil {
+		return nil, err
+	}
 	switch {
+	case subscriber == nil:
+		return nil, fmt.Errorf("redrive/router: handler %q: subscriber is nil", name)
 	case o.retry == nil || o.retry.Publisher == nil:
 		return nil, fmt.Errorf("redrive/router: handler %q reads another broker: give WithRetry(middleware.RetryConfig{Publisher: <that broker's publisher>, …}) so its retries and poisoned messages stay there", name)
 	case o.group != "" || o.subscriber != nil || o.publisher != nil:
 		return nil, fmt.Errorf("redrive/router: handler %q reads another broker: WithConsumerGroup, WithSubscriberConfig and WithPublisher apply to redrive handlers only (configure the subscriber you pass)", name)
-	}
-	for i, m := range o.middleware {
-		if m == nil {
-			return nil, fmt.Errorf("redrive/router: handler %q: WithMiddleware[%d] is nil", name, i)
-		}
 	}
 	retryConfig := *o.retry
 	if retryConfig.PoisonTopic == "" {

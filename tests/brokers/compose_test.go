@@ -104,6 +104,25 @@ func (e *composeEnv) settle(what string, cond func() bool) {
 	time.Sleep(quietPeriod)
 }
 
+// checkEachOnce waits until name recorded every payload, then checks that
+// it recorded each exactly once.
+func (e *composeEnv) checkEachOnce(name string, payloads []string) {
+	e.t.Helper()
+	e.settle("every message handled by "+name, func() bool {
+		for _, p := range payloads {
+			if e.runs(name, p) < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, p := range payloads {
+		if n := e.runs(name, p); n != 1 {
+			e.t.Errorf("%s recorded %s %d times, want once", name, p, n)
+		}
+	}
+}
+
 func TestComposePoisonQueue(t *testing.T) {
 	t.Parallel()
 	e := newComposeEnv(t)
@@ -188,19 +207,7 @@ func TestComposeRandomFailAndPanic(t *testing.T) {
 		payloads[i] = fmt.Sprint(i)
 	}
 	e.start(payloads...)
-	e.settle("every message handled", func() bool {
-		for _, p := range payloads {
-			if e.runs("random", p) < 1 {
-				return false
-			}
-		}
-		return true
-	})
-	for _, p := range payloads {
-		if n := e.runs("random", p); n != 1 {
-			t.Errorf("message %s reached the handler %d times, want once", p, n)
-		}
-	}
+	e.checkEachOnce("random", payloads)
 	if e.poisoned() != 0 {
 		t.Errorf("%d messages poisoned, want none with 30 retries", e.poisoned())
 	}
@@ -233,21 +240,9 @@ func TestComposeCircuitBreaker(t *testing.T) {
 	})
 	payloads := []string{"a", "b", "c", "d", "e"}
 	e.start(payloads...)
-	e.settle("every message through", func() bool {
-		for _, p := range payloads {
-			if e.runs("breaker", p) < 1 {
-				return false
-			}
-		}
-		return true
-	})
+	e.checkEachOnce("breaker", payloads)
 	if !opened.Load() {
 		t.Error("the breaker never opened")
-	}
-	for _, p := range payloads {
-		if n := e.runs("breaker", p); n != 1 {
-			t.Errorf("%s succeeded %d times, want once", p, n)
-		}
 	}
 	if e.poisoned() != 0 {
 		t.Errorf("%d poisoned while the breaker was open, want none", e.poisoned())

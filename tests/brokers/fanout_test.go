@@ -6,13 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	wmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/redistest"
-	"github.com/redrive-go/redrive/middleware"
 )
 
 // TestFanOutSubscribersRetryInProcess runs three redrive fan-out
@@ -30,18 +27,7 @@ func TestFanOutSubscribersRetryInProcess(t *testing.T) {
 		client.Del(context.Background(), flakyTopic, brokenTopic, poisonTopic,
 			redrive.KeysFor(flakyTopic).Delayed, redrive.KeysFor(brokenTopic).Delayed, redrive.KeysFor(poisonTopic).Delayed)
 	})
-	retry, err := middleware.NewRetry(middleware.RetryConfig{
-		Publisher: rd.publisher, PoisonTopic: poisonTopic,
-		MaxRetries: scenarioMaxRetries, InitialInterval: scenarioInitialInterval, MaxInterval: 10 * time.Second,
-	}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	router.AddMiddleware(retry.Middleware, wmiddleware.Recoverer)
+	router := newRetryRouter(t, rd.retry, poisonTopic)
 	rec := newRecorder()
 	for i := range instances {
 		flaky, broken := fmt.Sprintf("flaky%d", i), fmt.Sprintf("broken%d", i)

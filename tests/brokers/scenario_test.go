@@ -117,6 +117,26 @@ func checkGaps(t *testing.T, what string, runs []time.Time) time.Duration {
 	return late
 }
 
+// newRetryRouter returns a router whose handlers all retry with cfg and the
+// scenario's backoff, poisoning into poisonTopic.
+func newRetryRouter(t *testing.T, cfg middleware.RetryConfig, poisonTopic string) *message.Router {
+	t.Helper()
+	cfg.PoisonTopic = poisonTopic
+	cfg.MaxRetries = scenarioMaxRetries
+	cfg.InitialInterval = scenarioInitialInterval
+	cfg.MaxInterval = 10 * time.Second
+	retry, err := middleware.NewRetry(cfg, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router.AddMiddleware(retry.Middleware, wmiddleware.Recoverer)
+	return router
+}
+
 func startRouter(t *testing.T, router *message.Router) {
 	t.Helper()
 	done := make(chan error, 1)
@@ -161,20 +181,7 @@ func runRetryScenario(t *testing.T, b broker) {
 	poisonTopic := randomName("poison")
 	poison := collect(t, b.subscriber("poisonreader"+id), poisonTopic)
 
-	cfg := b.retry
-	cfg.PoisonTopic = poisonTopic
-	cfg.MaxRetries = scenarioMaxRetries
-	cfg.InitialInterval = scenarioInitialInterval
-	cfg.MaxInterval = 10 * time.Second
-	retry, err := middleware.NewRetry(cfg, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	router.AddMiddleware(retry.Middleware, wmiddleware.Recoverer)
+	router := newRetryRouter(t, b.retry, poisonTopic)
 
 	rec := newRecorder()
 	handlers := map[string]func(n int) error{
