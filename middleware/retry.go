@@ -292,7 +292,11 @@ func (r *Retry) requeue(ctx context.Context, msg *message.Message, where DelayMo
 	if topic == "" || handler == "" {
 		return fmt.Errorf("redrive/middleware: cannot requeue message %s: its topic or handler is unknown (not run by a message.Router?)", msg.UUID)
 	}
-	if err := r.checkBroker(msg, handler); err != nil {
+	pub := r.config.Publisher
+	if where == DelayDurable {
+		pub = r.config.Durable.config.Publisher
+	}
+	if err := r.checkBroker(msg, handler, pub); err != nil {
 		return err
 	}
 	retry := publishedCopy(msg)
@@ -322,9 +326,9 @@ func publishedCopy(msg *message.Message) *message.Message {
 }
 
 // checkBroker refuses to send a message another broker delivered into Redis
-// through a redrive Publisher, unless OtherBrokersIntoRedis asks for it.
-func (r *Retry) checkBroker(msg *message.Message, handler string) error {
-	if _, fromRedrive := redrive.DeliveryOf(msg); fromRedrive || r.config.OtherBrokersIntoRedis || !isRedrivePublisher(r.config.Publisher) {
+// through pub, a redrive Publisher, unless OtherBrokersIntoRedis asks for it.
+func (r *Retry) checkBroker(msg *message.Message, handler string, pub message.Publisher) error {
+	if _, fromRedrive := redrive.DeliveryOf(msg); fromRedrive || r.config.OtherBrokersIntoRedis || !isRedrivePublisher(pub) {
 		return nil
 	}
 	return fmt.Errorf("handler %q (subscriber %s): %w: give this handler its own retry middleware whose Publisher is its broker's publisher, or set OtherBrokersIntoRedis",
@@ -341,7 +345,7 @@ func (r *Retry) poison(ctx context.Context, msg *message.Message, handler string
 		}
 		return d.Poison(ctx, msg, r.config.PoisonTopic)
 	}
-	if err := r.checkBroker(msg, handler); err != nil {
+	if err := r.checkBroker(msg, handler, r.config.Publisher); err != nil {
 		return err
 	}
 	poisoned := publishedCopy(msg)
