@@ -2,9 +2,10 @@ package brokers_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
@@ -54,6 +56,25 @@ type broker struct {
 	retryTopics bool
 	// precision is how late the broker may deliver a due retry by design.
 	precision time.Duration
+	// forget deletes what the broker keeps for topics read by handlers
+	// (streams, exchanges and queues, tables); nil when it keeps nothing.
+	forget func(topics, handlers []string)
+}
+
+// forgetOnCleanup deletes, when the test ends (after everything registered
+// later, such as the router, has stopped), what b keeps for topics and
+// handlers, including their retry topics.
+func forgetOnCleanup(t *testing.T, b broker, topics, handlers []string) {
+	if b.forget == nil {
+		return
+	}
+	all := append([]string(nil), topics...)
+	for _, topic := range topics {
+		for _, h := range handlers {
+			all = append(all, middleware.RetryTopic(topic, h))
+		}
+	}
+	t.Cleanup(func() { b.forget(all, handlers) })
 }
 
 // requireService fails the test when nothing listens at addr.
@@ -112,6 +133,7 @@ func newDurable(t *testing.T, pub message.Publisher) *middleware.DurableRetries 
 
 var (
 	postgresOnce sync.Once
+	postgresPool *pgxpool.Pool
 	postgresDB   wmsql.Beginner
 	postgresErr  error
 )
@@ -126,7 +148,7 @@ func openPostgres(t *testing.T) wmsql.Beginner {
 		if err == nil {
 			err = pool.Ping(context.Background())
 		}
-		postgresDB, postgresErr = wmsql.BeginnerFromPgx(pool), err
+		postgresPool, postgresDB, postgresErr = pool, wmsql.BeginnerFromPgx(pool), err
 	})
 	if postgresErr != nil {
 		t.Fatalf("PostgreSQL at %s (database test, user postgres): %v", postgresAddr, postgresErr)
@@ -168,7 +190,12 @@ func newPostgresDelayed(t *testing.T) broker {
 			closeOnCleanup(t, sub)
 			return sub
 		},
-		queue:       true,
+		queue: true,
+		forget: func(topics, _ []string) {
+			for _, topic := range topics {
+				_, _ = postgresPool.Exec(context.Background(), `DROP TABLE IF EXISTS "watermill_`+topic+`"`)
+			}
+		},
 		retry:       middleware.RetryConfig{Publisher: pub, Delay: middleware.DelayInPublisher, DelayPrecision: time.Second},
 		retryTopics: true,
 		precision:   time.Second + 100*time.Millisecond,
@@ -214,6 +241,20 @@ func newNATS(t *testing.T, trackMsgID, durable bool) broker {
 			return sub
 		},
 		retry: middleware.RetryConfig{Publisher: pub},
+		forget: func(topics, _ []string) {
+			nc, err := nats.Connect(natsURL)
+			if err != nil {
+				return
+			}
+			defer nc.Close()
+			js, err := nc.JetStream()
+			if err != nil {
+				return
+			}
+			for _, topic := range topics {
+				_ = js.DeleteStream(topic)
+			}
+		},
 	}
 	if durable {
 		b.name += "-durable"
@@ -246,6 +287,24 @@ func newAMQP(t *testing.T) broker {
 			return sub
 		},
 		retry: middleware.RetryConfig{Publisher: pub},
+		forget: func(topics, handlers []string) {
+			conn, err := amqp091.Dial(rabbitURI)
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			ch, err := conn.Channel()
+			if err != nil {
+				return
+			}
+			defer ch.Close()
+			for _, topic := range topics {
+				for _, h := range handlers {
+					_, _ = ch.QueueDelete(topic+"_"+h, false, false, false)
+				}
+				_ = ch.ExchangeDelete(topic, false, false)
+			}
+		},
 	}
 }
 
@@ -278,7 +337,10 @@ func newRedriveSubscriber(t *testing.T, client redis.UniversalClient, group stri
 }
 
 // randomName is a topic or handler name every broker accepts (no dots for
-// NATS stream names, SQL's character set).
+// NATS stream names, SQL's character set), short enough that a retry topic's
+// table name stays within PostgreSQL's 63-byte identifiers.
 func randomName(prefix string) string {
-	return strings.ReplaceAll(redistest.RandomTopic(prefix), "-", "_")
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
 }

@@ -35,6 +35,7 @@ func TestMixedRouterRedriveAndPostgres(t *testing.T) {
 	t.Cleanup(func() {
 		client.Del(context.Background(), redriveTopic, redisPoison, redrive.KeysFor(redriveTopic).Delayed)
 	})
+	forgetOnCleanup(t, pg, []string{pgTopic, pgOwnTopic, pgStuckTopic, pgPoison}, []string{"pg" + id, "pgown" + id, "pgstuck" + id})
 	pgPoisoned := collect(t, pg.subscriber("poisonreader"), pgPoison)
 
 	base := middleware.RetryConfig{MaxRetries: scenarioMaxRetries, InitialInterval: scenarioInitialInterval, MaxInterval: 10 * time.Second}

@@ -179,6 +179,11 @@ func runRetryScenario(t *testing.T, b broker) {
 		return base
 	}
 	poisonTopic := randomName("poison")
+	var topics []string
+	for _, h := range []string{flaky, steady, broken} {
+		topics = append(topics, topicOf(h))
+	}
+	forgetOnCleanup(t, b, append(topics, poisonTopic), []string{flaky, steady, broken, "poisonreader" + id})
 	poison := collect(t, b.subscriber("poisonreader"+id), poisonTopic)
 
 	router := newRetryRouter(t, b.retry, poisonTopic)
@@ -285,10 +290,21 @@ func TestRetryScenario(t *testing.T) {
 		{"gochannel", newGoChannel},
 		{"gochannel-durable", newGoChannelDurable},
 		{"postgres-delayed", newPostgresDelayed},
+		{"postgres-inprocess", func(t *testing.T) broker {
+			b := newPostgresDelayed(t)
+			b.name, b.retry, b.retryTopics, b.precision = "postgres-inprocess", middleware.RetryConfig{Publisher: b.publisher}, false, 0
+			return b
+		}},
 		{"nats", func(t *testing.T) broker { return newNATS(t, false, false) }},
 		{"nats-trackmsgid", func(t *testing.T) broker { return newNATS(t, true, false) }},
 		{"nats-trackmsgid-durable", func(t *testing.T) broker { return newNATS(t, true, true) }},
 		{"amqp", newAMQP},
+		{"amqp-durable", func(t *testing.T) broker {
+			b := newAMQP(t)
+			b.name, b.retryTopics, b.precision = "amqp-durable", true, middleware.DefaultDurablePollInterval
+			b.retry.Delay, b.retry.Durable = middleware.DelayDurable, newDurable(t, b.publisher)
+			return b
+		}},
 		{"redrive", newRedrive},
 	}
 	for _, bc := range brokers {
