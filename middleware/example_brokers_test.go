@@ -15,6 +15,7 @@ import (
 	"github.com/redrive-go/redrive/middleware"
 )
 
+// exampleRedis connects to $REDIS_ADDR, default 127.0.0.1:6379.
 func exampleRedis() *redis.Client {
 	addr := os.Getenv("REDIS_ADDR")
 	if addr == "" {
