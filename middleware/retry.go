@@ -36,7 +36,7 @@ type Retry struct {
 	logger watermill.LoggerAdapter
 
 	// warned holds the handlers already told, once each, how their retries
-	// wait in process or that they read another broker.
+	// wait in process or where they are published.
 	warned sync.Map
 }
 
@@ -304,6 +304,11 @@ func (r *Retry) requeue(ctx context.Context, msg *message.Message, where DelayMo
 	retry.Metadata.Set(MetadataOriginalHandler, handler)
 	retry.SetContext(ctx)
 	retryTopic := RetryTopic(topic, handler)
+	if _, told := r.warned.LoadOrStore("published:"+handler, true); !told {
+		r.logger.Info("Retries of this handler are published to its retry topic, which must be read by the same handler "+
+			"(router.AddOtherBrokerHandler does it; on a message.Router call middleware.AddRetryHandler)",
+			watermill.LogFields{"handler": handler, "topic": topic, "retry_topic": retryTopic, "delay": where.String()})
+	}
 	if where == DelayDurable {
 		return r.config.Durable.Schedule(ctx, retryTopic, retry, dueAt)
 	}
