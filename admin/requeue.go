@@ -316,23 +316,7 @@ func (a *Admin) planRequeue(ctx context.Context, poisonStream string, m *Poisone
 // kept, and the requeue recorded.
 func resetForRequeue(msg *message.Message, now time.Time) *message.Message {
 	out := msg.Copy()
-	for _, k := range []string{
-		middleware.MetadataAttempts,
-		middleware.MetadataFirstFailedAt,
-		middleware.MetadataLastFailedAt,
-		middleware.MetadataLastError,
-		middleware.MetadataNextAttemptAt,
-		wmiddleware.ReasonForPoisonedKey,
-		wmiddleware.PoisonedTopicKey,
-		wmiddleware.PoisonedHandlerKey,
-		wmiddleware.PoisonedSubscriberKey,
-		redrive.MetadataPoisonedSourceStream,
-		redrive.MetadataPoisonedSourceID,
-		redrive.MetadataPoisonedAt,
-		redrive.MetadataPoisonedConsumerGroup,
-	} {
-		delete(out.Metadata, k)
-	}
+	middleware.ClearRetryState(out.Metadata)
 	count, _ := strconv.Atoi(msg.Metadata.Get(MetadataRequeueCount))
 	out.Metadata.Set(MetadataRequeueCount, strconv.Itoa(count+1))
 	out.Metadata.Set(MetadataRequeuedAt, now.UTC().Format(time.RFC3339Nano))

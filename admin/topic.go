@@ -34,7 +34,8 @@ type TopicInfo struct {
 	// Poisoned is the number of entries in PoisonStream.
 	Poisoned int64 `json:"poisoned"`
 	// PoisonTopics counts, for each poison topic asked for in
-	// TopicInfoOptions, the entries poisoned from this topic.
+	// TopicInfoOptions or noted by the retry middleware when it poisoned a
+	// message of this topic there, the entries poisoned from this topic.
 	PoisonTopics []PoisonTopicCount `json:"poison_topics,omitempty"`
 }
 
@@ -122,8 +123,10 @@ type PoisonTopicCount struct {
 // TopicInfoOptions adds optional, more costly parts to TopicInfo.
 type TopicInfoOptions struct {
 	// PoisonTopics are poison topics (such as the retry middleware's) in
-	// which to count the messages poisoned from this topic. Each is read
-	// whole, in batches, so this costs one pass over each poison topic.
+	// which to count the messages poisoned from this topic, besides those the
+	// retry middleware noted when it poisoned a message of this topic
+	// (always counted). Each is read whole, in batches, so this costs one
+	// pass over each poison topic.
 	PoisonTopics []string
 }
 
@@ -146,6 +149,7 @@ func (a *Admin) TopicInfo(ctx context.Context, topic string, opts TopicInfoOptio
 	lenCmd := pipe.XLen(ctx, keys.Stream)
 	groupsCmd := pipe.XInfoGroups(ctx, keys.Stream)
 	poisonedCmd := pipe.XLen(ctx, keys.Poison)
+	poisonTopicsCmd := pipe.SMembers(ctx, keys.PoisonTopics())
 	delayedCount, delayedHead := queueDelayedSummary(ctx, pipe, keys.Delayed)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !isNoKey(err) {
 		return TopicInfo{}, fmt.Errorf("redrive/admin: read topic %q: %w", topic, err)
@@ -170,7 +174,7 @@ func (a *Admin) TopicInfo(ctx context.Context, topic string, opts TopicInfoOptio
 		}
 		info.Groups = append(info.Groups, gi)
 	}
-	for _, pt := range opts.PoisonTopics {
+	for _, pt := range poisonTopicsToCount(opts.PoisonTopics, poisonTopicsCmd.Val()) {
 		n, err := a.countPoisonedFrom(ctx, pt, topic)
 		if err != nil {
 			return TopicInfo{}, err
@@ -262,6 +266,21 @@ func delayedSummary(key string, count *redis.IntCmd, head *redis.ZSliceCmd) (Del
 		s.NextDueAt = time.UnixMilli(int64(z[0].Score))
 	}
 	return s, nil
+}
+
+// poisonTopicsToCount returns the poison topics asked for, then those the
+// retry middleware noted for the topic, each once.
+func poisonTopicsToCount(asked, noted []string) []string {
+	sort.Strings(noted)
+	seen := map[string]bool{}
+	var out []string
+	for _, pt := range append(append([]string(nil), asked...), noted...) {
+		if !seen[pt] {
+			seen[pt] = true
+			out = append(out, pt)
+		}
+	}
+	return out
 }
 
 // countPoisonedFrom counts the entries of poisonStream whose original topic

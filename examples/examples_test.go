@@ -23,6 +23,13 @@ const runTimeout = 60 * time.Second
 // examples lists each example with lines (regular expressions) its output
 // must contain, in this order.
 var examples = map[string][]string{
+	"other-brokers": {
+		`publishing order-7`,
+		`send-email: retry 1 of order-7 held in Redis \(redrive:durable-retries:\{\S+\}\), due in 200ms`,
+		`send-email: order-7 handled \(after 1 failure\)`,
+		`reserve-stock retried in process; send-email retried durably in Redis\.`,
+		`Done: each handler retried order-7 on its own; router closed\.`,
+	},
 	"quickstart": {
 		`send-invoice: attempt 1 for order-1001 failed: invoice service unavailable`,
 		`retry 1 of order-1001 scheduled in Redis, due in 200ms`,
