@@ -145,14 +145,14 @@ type GroupRetention struct {
 	// UnreadAtLeast is true when Unread was counted up to
 	// DefaultUnreadCountLimit and stopped there.
 	UnreadAtLeast bool `json:"unread_at_least,omitempty"`
-	// HoldsBack is true when the group still needs entries older than the
-	// retention window, so they stay in the stream because of it.
+	// HoldsBack is true when the stream keeps entries older than the
+	// retention window that the group still needs.
 	HoldsBack bool `json:"holds_back"`
 	// Retained is what the group holds back: its pending and unread entries
 	// when HoldsBack, else 0.
 	Retained int64 `json:"retained"`
-	// HeldSince is when the oldest entry the group needs was added (the time
-	// of NeededFrom); the zero time when the group holds nothing back.
+	// HeldSince is when the oldest entry kept for the group was added; the
+	// zero time when the group holds nothing back.
 	HeldSince time.Time `json:"held_since,omitzero"`
 }
 
@@ -195,7 +195,7 @@ func parseTrimReply(stream string, res []interface{}) (TrimResult, error) {
 	groups, _ := res[5].([]interface{})
 	for _, raw := range groups {
 		parts, ok := raw.([]interface{})
-		if !ok || len(parts) != 7 {
+		if !ok || len(parts) != 8 {
 			return TrimResult{}, fmt.Errorf("unexpected group %v", raw)
 		}
 		g := GroupRetention{}
@@ -207,10 +207,10 @@ func parseTrimReply(stream string, res []interface{}) (TrimResult, error) {
 		exact, _ := parts[5].(int64)
 		g.UnreadAtLeast = exact == 0
 		g.LastDeliveredID, _ = parts[6].(string)
-		if r.TrimBefore != "" && compareIDs(g.NeededFrom, cutoff) < 0 {
+		if held, _ := parts[7].(string); held != "" {
 			g.HoldsBack = true
 			g.Retained = g.Pending + max(g.Unread, 0)
-			g.HeldSince = EntryTime(g.NeededFrom)
+			g.HeldSince = EntryTime(held)
 		}
 		r.Groups = append(r.Groups, g)
 	}
@@ -226,36 +226,6 @@ func EntryTime(id string) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(n)
-}
-
-// compareIDs compares two stream entry IDs as the script does: each part as
-// an unsigned decimal number.
-func compareIDs(a, b string) int {
-	am, as, _ := strings.Cut(a, "-")
-	bm, bs, _ := strings.Cut(b, "-")
-	if c := compareDecimal(am, bm); c != 0 {
-		return c
-	}
-	return compareDecimal(as, bs)
-}
-
-func compareDecimal(a, b string) int {
-	switch {
-	case len(a) != len(b):
-		return compareInts(len(a), len(b))
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func compareInts(a, b int) int {
-	if a < b {
-		return -1
-	}
-	return 1
 }
 
 // Trimmer is the service that keeps a topic's stream from growing without

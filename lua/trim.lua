@@ -32,8 +32,9 @@
 --   length   entries left in the stream
 --   first    ID of the stream's first entry after trimming, "" when empty
 --   groups   for each group {name, needed, pending, oldest pending ID or "",
---            unread, unread exact (1) or a lower bound (0), last-delivered-id}
---            where needed is the first ID the group still needs
+--            unread, unread exact (1) or a lower bound (0), last-delivered-id,
+--            held}: needed is the first ID the group still needs, held the
+--            oldest entry older than the cutoff kept for it ("" when none)
 if redis.replicate_commands then
   -- Redis 6.2 replicates scripts verbatim unless told otherwise, and refuses
   -- writes after TIME, XINFO or XPENDING; Redis 7 always replicates effects.
@@ -148,11 +149,20 @@ for _, raw in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
     oldest = summary[2]
     needed = minID(needed, oldest)
   end
+  -- The group holds entries back when it still needs one older than the
+  -- cutoff; heldFrom is the oldest such entry.
+  local heldFrom = ''
+  if cutoffMs > 0 and cmpID(needed, cutoff) < 0 then
+    local held = redis.call('XRANGE', KEYS[1], needed, '(' .. cutoff, 'COUNT', 1)
+    if #held > 0 then
+      heldFrom = held[1][1]
+    end
+  end
   local unread, exact = -1, 1
   local lag = g['lag']
   if type(lag) == 'number' then
     unread = lag
-  elseif cmpID(needed, cutoff) < 0 then
+  elseif heldFrom ~= '' then
     -- No lag (Redis 6.2, or 7 after deletions inside the group's range):
     -- count, boundedly, only for a group that holds entries back.
     local after = redis.call('XRANGE', KEYS[1], '(' .. lastID, '+', 'COUNT', countCap)
@@ -161,7 +171,7 @@ for _, raw in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
       exact = 0
     end
   end
-  groups[#groups + 1] = {name, needed, pending, oldest, unread, exact, lastID}
+  groups[#groups + 1] = {name, needed, pending, oldest, unread, exact, lastID, heldFrom}
   if minid == '' then
     minid = needed
   else

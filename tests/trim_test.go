@@ -1,0 +1,229 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/redistest"
+)
+
+// addOldEntries adds n entries with explicit IDs <ms>-<i>, so their age is
+// known whatever the test's speed, and returns the IDs.
+func addOldEntries(t *testing.T, client redis.UniversalClient, stream string, ms int64, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	pipe := client.Pipeline()
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%d-%d", ms, i+1)
+		pipe.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, ID: ids[i], Values: map[string]interface{}{"payload": fmt.Sprint(i)}})
+	}
+	if _, err := pipe.Exec(context.Background()); err != nil {
+		t.Fatalf("XADD: %v", err)
+	}
+	return ids
+}
+
+// readGroup reads up to n new entries of stream for group and returns their
+// IDs (pending in the group until acked).
+func readGroup(t *testing.T, client redis.UniversalClient, stream, group string, n int) []string {
+	t.Helper()
+	res, err := client.XReadGroup(context.Background(), &redis.XReadGroupArgs{
+		Group: group, Consumer: "c1", Streams: []string{stream, ">"}, Count: int64(n), Block: -1,
+	}).Result()
+	if err != nil {
+		t.Fatalf("XREADGROUP %s %s: %v", stream, group, err)
+	}
+	var ids []string
+	for _, m := range res[0].Messages {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+func ack(t *testing.T, client redis.UniversalClient, stream, group string, ids ...string) {
+	t.Helper()
+	if len(ids) == 0 {
+		return
+	}
+	if err := client.XAck(context.Background(), stream, group, ids...).Err(); err != nil {
+		t.Fatalf("XACK: %v", err)
+	}
+}
+
+func createGroupAt(t *testing.T, client redis.UniversalClient, stream, group, start string) {
+	t.Helper()
+	if err := client.XGroupCreateMkStream(context.Background(), stream, group, start).Err(); err != nil {
+		t.Fatalf("XGROUP CREATE %s %s %s: %v", stream, group, start, err)
+	}
+}
+
+// streamIDs returns the IDs of every entry of stream.
+func streamIDs(t *testing.T, client redis.UniversalClient, stream string) []string {
+	t.Helper()
+	msgs, err := client.XRange(context.Background(), stream, "-", "+").Result()
+	if err != nil {
+		t.Fatalf("XRANGE %s: %v", stream, err)
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	return ids
+}
+
+func trim(t *testing.T, client redis.UniversalClient, stream string, retain time.Duration) redrive.TrimResult {
+	t.Helper()
+	r, err := redrive.TrimStream(context.Background(), client, stream, retain, false)
+	if err != nil {
+		t.Fatalf("TrimStream: %v", err)
+	}
+	return r
+}
+
+func groupResult(t *testing.T, r redrive.TrimResult, group string) redrive.GroupRetention {
+	t.Helper()
+	for _, g := range r.Groups {
+		if g.Group == group {
+			return g
+		}
+	}
+	t.Fatalf("no group %q in %+v", group, r)
+	return redrive.GroupRetention{}
+}
+
+// A group far behind keeps its pending and unread entries while the entries
+// every group finished with go.
+func TestTrimTwoGroupsOneFarBehind(t *testing.T) {
+	t.Parallel()
+	client := redistest.NewClient(t)
+	stream := redistest.RandomTopic("trim-behind-")
+	deleteKeysAfter(t, client, stream)
+	createGroupAt(t, client, stream, "fast", "0")
+	createGroupAt(t, client, stream, "slow", "0")
+	ids := addOldEntries(t, client, stream, 1000, 100)
+
+	ack(t, client, stream, "fast", readGroup(t, client, stream, "fast", 100)...)
+	slowRead := readGroup(t, client, stream, "slow", 30)
+	ack(t, client, stream, "slow", slowRead[:10]...)
+	ack(t, client, stream, "slow", slowRead[15:20]...) // acked after a pending one: must stay
+
+	r := trim(t, client, stream, time.Millisecond)
+	if r.Trimmed != 10 || r.TrimBefore != ids[10] {
+		t.Fatalf("trimmed %d before %q, want 10 before %q (slow's oldest pending)", r.Trimmed, r.TrimBefore, ids[10])
+	}
+	sameSet(t, "entries left", streamIDs(t, client, stream), ids[10:])
+	slow := groupResult(t, r, "slow")
+	if !slow.HoldsBack || slow.Pending != 15 || slow.Unread != 70 || slow.Retained != 85 || slow.NeededFrom != ids[10] {
+		t.Fatalf("slow group report %+v: want holding back 15 pending and 70 unread from %s", slow, ids[10])
+	}
+	if fast := groupResult(t, r, "fast"); fast.HoldsBack || fast.Retained != 0 {
+		t.Fatalf("fast group report %+v: want holding nothing back", fast)
+	}
+
+	// Every pending entry of slow can still be claimed with its fields, and
+	// every unread one is still delivered.
+	claimed, err := client.XClaim(context.Background(), &redis.XClaimArgs{
+		Stream: stream, Group: "slow", Consumer: "c2", Messages: slowRead[10:15],
+	}).Result()
+	if err != nil || len(claimed) != 5 || len(claimed[0].Values) == 0 {
+		t.Fatalf("claim slow's pending entries after trimming: %v %v", claimed, err)
+	}
+	sameSet(t, "slow's unread entries", readGroup(t, client, stream, "slow", 1000), ids[30:])
+
+	// Once slow has acked everything, the rest goes too.
+	ack(t, client, stream, "slow", ids[10:]...)
+	r = trim(t, client, stream, time.Millisecond)
+	if r.Trimmed != 90 || r.Length != 0 {
+		t.Fatalf("after slow caught up: trimmed %d, %d left; want 90 and 0", r.Trimmed, r.Length)
+	}
+}
+
+// A group created at "0" and never read blocks all trimming; one created
+// at "$" only needs what came after it.
+func TestTrimGroupNeverRead(t *testing.T) {
+	t.Parallel()
+	client := redistest.NewClient(t)
+	stream := redistest.RandomTopic("trim-never-read-")
+	deleteKeysAfter(t, client, stream)
+	createGroupAt(t, client, stream, "reader", "0")
+	before := addOldEntries(t, client, stream, 1000, 20)
+	createGroupAt(t, client, stream, "late", "$")
+	after := addOldEntries(t, client, stream, 2000, 20)
+	ack(t, client, stream, "reader", readGroup(t, client, stream, "reader", 100)...)
+
+	r := trim(t, client, stream, time.Millisecond)
+	if r.Trimmed != 20 {
+		t.Fatalf("trimmed %d, want the 20 entries added before the '$' group was created", r.Trimmed)
+	}
+	sameSet(t, "entries left", streamIDs(t, client, stream), after)
+	if late := groupResult(t, r, "late"); !late.HoldsBack || late.Unread != 20 || late.Pending != 0 {
+		t.Fatalf("late group report %+v: want 20 unread held back", late)
+	}
+	_ = before
+
+	createGroupAt(t, client, stream, "never", "0")
+	r = trim(t, client, stream, time.Millisecond)
+	if r.Trimmed != 0 || r.TrimBefore != "0-1" {
+		t.Fatalf("with a group at 0 that never read: trimmed %d before %q, want nothing", r.Trimmed, r.TrimBefore)
+	}
+	if never := groupResult(t, r, "never"); !never.HoldsBack || never.Unread != 20 {
+		t.Fatalf("never-read group report %+v: want all 20 held back", never)
+	}
+}
+
+// A stream without consumer groups (fan-out only) is never trimmed, and a
+// stream that does not exist is no error.
+func TestTrimNoGroups(t *testing.T) {
+	t.Parallel()
+	client := redistest.NewClient(t)
+	stream := redistest.RandomTopic("trim-fanout-")
+	deleteKeysAfter(t, client, stream)
+	r := trim(t, client, stream, time.Millisecond)
+	if r.Trimmed != 0 || r.TrimBefore != "" || r.Length != 0 {
+		t.Fatalf("missing stream: %+v", r)
+	}
+	addOldEntries(t, client, stream, 1000, 10)
+	r = trim(t, client, stream, time.Millisecond)
+	if r.Trimmed != 0 || r.TrimBefore != "" || r.Length != 10 {
+		t.Fatalf("stream without groups: %+v, want untouched", r)
+	}
+}
+
+// Entries every group finished with stay for RetainAcked.
+func TestTrimRetainAcked(t *testing.T) {
+	t.Parallel()
+	client := redistest.NewClient(t)
+	stream := redistest.RandomTopic("trim-retain-")
+	deleteKeysAfter(t, client, stream)
+	createGroupAt(t, client, stream, "g", "0")
+	now := time.Now()
+	old := addOldEntries(t, client, stream, now.Add(-2*time.Hour).UnixMilli(), 10)
+	recent := addOldEntries(t, client, stream, now.Add(-10*time.Minute).UnixMilli(), 10)
+	ack(t, client, stream, "g", readGroup(t, client, stream, "g", 100)...)
+
+	r := trim(t, client, stream, time.Hour)
+	if r.Trimmed != 10 {
+		t.Fatalf("trimmed %d, want the 10 entries older than an hour", r.Trimmed)
+	}
+	sameSet(t, "entries left", streamIDs(t, client, stream), recent)
+	if g := groupResult(t, r, "g"); g.HoldsBack {
+		t.Fatalf("group that acked everything reported as holding back: %+v", g)
+	}
+	_ = old
+	if got := time.Since(r.Cutoff); got < 59*time.Minute || got > 2*time.Hour {
+		t.Fatalf("cutoff %s is %s ago, want about an hour", r.Cutoff, got)
+	}
+
+	dry, err := redrive.TrimStream(context.Background(), client, stream, time.Millisecond, true)
+	if err != nil || dry.Trimmed != 0 || dry.Length != 10 || dry.TrimBefore == "" {
+		t.Fatalf("dry run: %+v %v, want nothing removed and a trim point", dry, err)
+	}
+	if _, err := redrive.TrimStream(context.Background(), client, stream, -time.Second, false); err == nil {
+		t.Fatal("negative retention accepted")
+	}
+}
