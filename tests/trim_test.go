@@ -227,3 +227,112 @@ func TestTrimRetainAcked(t *testing.T) {
 		t.Fatal("negative retention accepted")
 	}
 }
+
+// Many subscribers of several groups trim the same stream at once while
+// messages flow: every group still gets every message, and the stream is
+// trimmed as the groups finish.
+func TestTrimConcurrentSubscribersWhileTrafficFlows(t *testing.T) {
+	t.Parallel()
+	client := redistest.NewClient(t)
+	topic := redistest.RandomTopic("trim-concurrent-")
+	deleteKeysAfter(t, client, topic)
+	groups := []string{"g1", "g2", "g3"}
+	const perGroup = 3
+	const messages = 3000
+	collectors := map[string][]*collector{}
+	for _, g := range groups {
+		for range perGroup {
+			sub := newSubscriber(t, redrive.SubscriberConfig{
+				Client:        client,
+				ConsumerGroup: g,
+				RetainAcked:   time.Millisecond,
+				TrimInterval:  20 * time.Millisecond,
+			}, nil)
+			collectors[g] = append(collectors[g], collect(subscribe(t, sub, topic)))
+		}
+	}
+	pub := newPublisher(t, client)
+	sent := redistest.PublishConcurrently(t, pub, topic, 8, messages/8, func(_, _ int) int { return 1 })
+	if sent != messages {
+		t.Fatalf("published %d, want %d", sent, messages)
+	}
+	var lastLength int64
+	for _, g := range groups {
+		redistest.WaitFor(t, waitTimeout, func() bool {
+			n := 0
+			for _, c := range collectors[g] {
+				n += c.unique()
+			}
+			return n >= messages
+		}, "group %s to get %d messages", g, messages)
+	}
+	// Distinct messages over a group's subscribers: every one arrived.
+	for _, g := range groups {
+		seen := map[string]bool{}
+		for _, c := range collectors[g] {
+			for _, id := range c.ids() {
+				seen[id] = true
+			}
+		}
+		if len(seen) != messages {
+			t.Fatalf("group %s got %d distinct messages, want %d", g, len(seen), messages)
+		}
+	}
+	// Once every group acked everything, the trimmers empty the stream.
+	redistest.WaitFor(t, waitTimeout, func() bool {
+		n, err := client.XLen(context.Background(), topic).Result()
+		lastLength = n
+		return err == nil && n == 0
+	}, "stream trimmed to 0 entries after every group acked (last length %d)", lastLength)
+}
+
+// A watermill-redisstream group beside redrive's: redrive's trimmers never
+// remove what the redisstream group has not read and acked.
+func TestTrimMixedFleetWithRedisstream(t *testing.T) {
+	t.Parallel()
+	client := redistest.NewClient(t)
+	topic := redistest.RandomTopic("trim-mixed-")
+	deleteKeysAfter(t, client, topic)
+	rsSub := newRedisstreamSubscriber(t, "legacy")
+	// The redisstream group exists (as its OldestId "0" would create it)
+	// but does not read yet: its messages must wait for it.
+	createGroupAt(t, client, topic, "legacy", "0")
+	sub := newSubscriber(t, redrive.SubscriberConfig{
+		Client: client, ConsumerGroup: "modern", RetainAcked: time.Millisecond, TrimInterval: 20 * time.Millisecond,
+	}, nil)
+	got := collect(subscribe(t, sub, topic))
+	pub := newPublisher(t, client)
+	msgs := newMessages("mixed", 200)
+	publish(t, pub, topic, msgs...)
+	got.waitUnique(t, len(msgs))
+
+	// redrive's group is done; redisstream's holds everything back.
+	trimmer, err := redrive.NewTrimmer(redrive.TrimmerConfig{Client: client, Stream: topic, RetainAcked: time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := trimmer.TrimOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Length != int64(len(msgs)) {
+		t.Fatalf("stream has %d entries with the redisstream group unread, want %d", r.Length, len(msgs))
+	}
+	legacy := groupResult(t, r, "legacy")
+	if !legacy.HoldsBack || legacy.Retained != int64(len(msgs)) {
+		t.Fatalf("legacy group report %+v, want it holding %d back", legacy, len(msgs))
+	}
+
+	// Now redisstream reads them all, and redrive's trimmers clean up.
+	rsMsgs, err := rsSub.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatalf("redisstream Subscribe: %v", err)
+	}
+	legacyGot := collect(rsMsgs)
+	legacyGot.waitUnique(t, len(msgs))
+	sameSet(t, "redisstream group's messages", legacyGot.ids(), uuids(msgs))
+	redistest.WaitFor(t, waitTimeout, func() bool {
+		n, err := client.XLen(context.Background(), topic).Result()
+		return err == nil && n == 0
+	}, "stream trimmed once both groups acked")
+}
