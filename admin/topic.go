@@ -60,6 +60,9 @@ type GroupInfo struct {
 	Consumers []ConsumerInfo `json:"consumers"`
 	// Retry describes the group's private retries.
 	Retry RetryInfo `json:"retry"`
+	// Retention is what the group still needs of the stream and how many
+	// entries older than the retention window it holds back from trimming.
+	Retention redrive.GroupRetention `json:"retention"`
 }
 
 // OldestPendingAge is how long the oldest pending entry has been in the
@@ -125,6 +128,10 @@ type TopicInfoOptions struct {
 	// which to count the messages poisoned from this topic. Each is read
 	// whole, in batches, so this costs one pass over each poison topic.
 	PoisonTopics []string
+	// RetainAcked is the retention window against which each group's
+	// GroupInfo.Retention is judged, as the subscribers' RetainAcked. 0
+	// means redrive.DefaultRetainAcked.
+	RetainAcked time.Duration
 }
 
 // TopicInfo reads what topic holds: stream length, consumer groups with their
@@ -169,6 +176,19 @@ func (a *Admin) TopicInfo(ctx context.Context, topic string, opts TopicInfoOptio
 			return TopicInfo{}, err
 		}
 		info.Groups = append(info.Groups, gi)
+	}
+	if len(info.Groups) > 0 {
+		retention, err := a.RetainedEntries(ctx, topic, opts.RetainAcked)
+		if err != nil {
+			return TopicInfo{}, err
+		}
+		for _, r := range retention {
+			for i := range info.Groups {
+				if info.Groups[i].Name == r.Group {
+					info.Groups[i].Retention = r
+				}
+			}
+		}
 	}
 	for _, pt := range opts.PoisonTopics {
 		n, err := a.countPoisonedFrom(ctx, pt, topic)

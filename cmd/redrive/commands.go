@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/admin"
 )
 
@@ -135,6 +136,8 @@ func poisonStream(arg string, internal bool) string {
 func runTopicInfo(a *app, ctx context.Context, fs *flag.FlagSet, args []string) error {
 	var poisonTopics stringList
 	fs.Var(&poisonTopics, "poison-topic", "")
+	retain := retainValue{d: redrive.DefaultRetainAcked}
+	fs.Var(&retain, "retain", "")
 	pos, err := a.parseFlags(fs, args, false)
 	if err != nil {
 		return err
@@ -147,7 +150,7 @@ func runTopicInfo(a *app, ctx context.Context, fs *flag.FlagSet, args []string) 
 		return err
 	}
 	defer closeClient()
-	info, err := adm.TopicInfo(ctx, pos[0], admin.TopicInfoOptions{PoisonTopics: poisonTopics})
+	info, err := adm.TopicInfo(ctx, pos[0], admin.TopicInfoOptions{PoisonTopics: poisonTopics, RetainAcked: retain.window()})
 	if err != nil {
 		return err
 	}
@@ -179,7 +182,7 @@ func runTopicInfo(a *app, ctx context.Context, fs *flag.FlagSet, args []string) 
 		return nil
 	}
 	w = a.table()
-	row(w, "GROUP", "PENDING", "LAG", "OLDEST PENDING", "CONSUMERS", "RETRIES DUE", "RETRIES PENDING", "RETRIES DELAYED", "NEXT RETRY")
+	row(w, "GROUP", "PENDING", "LAG", "OLDEST PENDING", "CONSUMERS", "RETRIES DUE", "RETRIES PENDING", "RETRIES DELAYED", "NEXT RETRY", "HOLDS BACK")
 	for _, g := range info.Groups {
 		lag := "?"
 		if g.Lag >= 0 {
@@ -190,7 +193,7 @@ func runTopicInfo(a *app, ctx context.Context, fs *flag.FlagSet, args []string) 
 			oldest = short(g.OldestPendingAge(now))
 		}
 		row(w, g.Name, g.Pending, lag, oldest, len(g.Consumers), g.Retry.Length, g.Retry.Pending,
-			g.Retry.Delayed.Count, until(g.Retry.Delayed.NextDueAt, now))
+			g.Retry.Delayed.Count, until(g.Retry.Delayed.NextDueAt, now), holdsBackCell(g.Retention, now))
 	}
 	if err := w.Flush(); err != nil {
 		return err

@@ -37,6 +37,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app := &app{
+		stdin:        os.Stdin,
 		stdout:       os.Stdout,
 		stderr:       os.Stderr,
 		getenv:       os.Getenv,
@@ -54,6 +55,8 @@ func (quietLogger) Printf(context.Context, string, ...interface{}) {}
 // app is one run of the CLI, with its outputs and environment, so the same
 // code serves main and the tests.
 type app struct {
+	// stdin answers confirmation questions.
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	// stderrIsTerm enables the progress bar: only people watching a terminal
