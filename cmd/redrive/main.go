@@ -109,7 +109,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	case errors.Is(err, errFailed):
 		return exitFailed
 	default:
-		fmt.Fprintf(a.stderr, "redrive: %s\n", err)
+		fmt.Fprintf(a.stderr, "redrive: %s\n", withoutPrefix(err))
 		return exitFailed
 	}
 }
@@ -219,7 +219,7 @@ func (a *app) parseFlags(fs *flag.FlagSet, args []string, stopAtArg bool) ([]str
 				fmt.Fprint(a.stdout, a.usages[fs])
 				return nil, errHelp
 			}
-			return nil, usagef(name, "%s", err)
+			return nil, usagef(name, "%s", flagError(err))
 		}
 		consumed := len(args) - fs.NArg()
 		rest := fs.Args()
@@ -236,13 +236,7 @@ func (a *app) parseFlags(fs *flag.FlagSet, args []string, stopAtArg bool) ([]str
 
 // admin connects to Redis and returns an Admin and a closer.
 func (a *app) admin(ctx context.Context) (*admin.Admin, func(), error) {
-	spec := a.redisSpec
-	if spec == "" {
-		spec = a.getenv("REDIS_URL")
-	}
-	if spec == "" {
-		spec = defaultRedis
-	}
+	spec := redisSpec(a.redisSpec, a.getenv)
 	client, err := connect(ctx, spec, a.cluster)
 	if err != nil {
 		return nil, nil, err

@@ -8,7 +8,8 @@ import (
 // globalFlags is the part of every help text about connecting and output.
 const globalFlags = `
 Flags every command accepts:
-  --redis ADDR   Redis to use (default: $REDIS_URL, else 127.0.0.1:6379):
+  --redis ADDR   Redis to use (default: $REDIS_URL, else $REDIS_ADDR, else
+                 127.0.0.1:6379):
                    host:port
                    redis://[user:password@]host:port[/db]   (rediss:// for TLS)
                    host1:port1,host2:port2,...              Redis Cluster seeds
@@ -179,11 +180,14 @@ Examples:
 
 const poisonPurgeUsage = `Usage: redrive poison purge <poison-topic> SELECT [--dry-run]
 
-Deletes poisoned messages for good.
+Deletes poisoned messages for good. Entries that carry no poison metadata
+(ordinary messages: the argument is probably a live topic, not a poison
+topic) are skipped unless chosen by --id or --force is given.
 
 Flags:
   --internal   the argument is a topic: use its internal poison stream
   --dry-run    show what would be deleted without deleting it
+  --force      also delete selected entries that carry no poison metadata
 ` + selectorHelp + `
 Examples:
   redrive poison purge poison --id 1717000000000-0
