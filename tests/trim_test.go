@@ -336,3 +336,36 @@ func TestTrimMixedFleetWithRedisstream(t *testing.T) {
 		return err == nil && n == 0
 	}, "stream trimmed once both groups acked")
 }
+
+// Pending entries of the group removed by a MAXLEN cap are acked away and
+// reported in one log line with their count, not one line each.
+func TestTrimmedAwayPendingEntriesAreLogged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	client := redistest.NewClient(t)
+	topic := redistest.RandomTopic("trim-maxlen-")
+	deleteKeysAfter(t, client, topic)
+	logger := newRecordingLogger()
+	defer logOnFailure(t, logger)
+	config := redrive.SubscriberConfig{
+		Client: client, ConsumerGroup: "g", MaxIdleTime: 100 * time.Millisecond, ClaimInterval: 50 * time.Millisecond,
+	}
+	if err := newSubscriber(t, config, nil).SubscribeInitialize(topic); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, newPublisher(t, client), topic, newMessages("capped", 5)...)
+	// A consumer that died holding all five; then a cap drops them.
+	if got := readGroup(t, client, topic, "g", 10); len(got) != 5 {
+		t.Fatalf("dead consumer read %d, want 5", len(got))
+	}
+	if err := client.XTrimMaxLen(ctx, topic, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	subscribe(t, newSubscriber(t, config, logger), topic)
+	redistest.WaitFor(t, waitTimeout, func() bool { return pendingCount(t, client, topic, "g") == 0 },
+		"the trimmed pending entries to be acked away")
+	lines := logger.matching("info", "deleted from the stream before they were acked")
+	if len(lines) != 1 || lines[0].fields["count"] != 5 {
+		t.Fatalf("log lines about trimmed entries: %+v, want one with count 5", lines)
+	}
+}
