@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -12,16 +11,6 @@ import (
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/redistest"
 )
-
-// addAncient adds n entries with explicit, old IDs <ms>-<i>.
-func addAncient(t *testing.T, client redis.UniversalClient, stream string, ms, n int) {
-	t.Helper()
-	for i := 1; i <= n; i++ {
-		if err := client.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, ID: fmt.Sprintf("%d-%d", ms, i), Values: map[string]any{"payload": "p"}}).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // TrimTopic's dry run counts what a trim would remove and removes nothing;
 // the trim then removes exactly that; topic info and RetainedEntries name
@@ -35,18 +24,9 @@ func TestTrimTopicAndDeleteGroup(t *testing.T) {
 	keys := redrive.KeysFor(topic)
 	createGroup(t, client, topic, "done")
 	createGroup(t, client, topic, "stuck")
-	addAncient(t, client, topic, 1000, 50)
-	read, err := client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "done", Consumer: "c", Streams: []string{topic, ">"}, Count: 100}).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range read[0].Messages {
-		client.XAck(ctx, topic, "done", m.ID)
-	}
-	// stuck read 20, acked none.
-	if err := client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "stuck", Consumer: "c", Streams: []string{topic, ">"}, Count: 20}).Err(); err != nil {
-		t.Fatal(err)
-	}
+	redistest.AddEntriesAt(t, client, topic, 1000, 50)
+	redistest.Ack(t, client, topic, "done", redistest.ReadGroup(t, client, topic, "done", 100)...)
+	redistest.ReadGroup(t, client, topic, "stuck", 20) // read, never acked
 	client.ZAdd(ctx, keys.GroupRetryDelayed("stuck"), redis.Z{Score: 1, Member: "m"})
 
 	dry, err := a.TrimTopic(ctx, topic, TrimOptions{RetainAcked: time.Millisecond, DryRun: true})

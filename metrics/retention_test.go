@@ -2,14 +2,12 @@ package metrics_test
 
 import (
 	"context"
-	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive/internal/redistest"
 	"github.com/redrive-go/redrive/metrics"
@@ -28,19 +26,9 @@ func TestRetainedEntriesGauge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	oldest := time.Now().Add(-time.Hour)
-	for i := 1; i <= 12; i++ {
-		client.XAdd(ctx, &redis.XAddArgs{Stream: topic, ID: fmt.Sprintf("%d-%d", oldest.UnixMilli(), i), Values: map[string]any{"payload": "p"}})
-	}
-	res, err := client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "live", Consumer: "c", Streams: []string{topic, ">"}, Count: 100}).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range res[0].Messages {
-		client.XAck(ctx, topic, "live", m.ID)
-	}
-	// stopped read 2 and never acked them: 2 pending, 10 unread.
-	client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "stopped", Consumer: "c", Streams: []string{topic, ">"}, Count: 2})
+	redistest.AddEntriesAt(t, client, topic, time.Now().Add(-time.Hour).UnixMilli(), 12)
+	redistest.Ack(t, client, topic, "live", redistest.ReadGroup(t, client, topic, "live", 100)...)
+	redistest.ReadGroup(t, client, topic, "stopped", 2) // 2 pending, 10 unread
 
 	collector, err := metrics.NewCollector(metrics.Config{Client: client, RetainAcked: time.Minute}, nil)
 	if err != nil {

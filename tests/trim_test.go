@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -11,49 +10,6 @@ import (
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/redistest"
 )
-
-// addOldEntries adds n entries with explicit IDs <ms>-<i>, so their age is
-// known whatever the test's speed, and returns the IDs.
-func addOldEntries(t *testing.T, client redis.UniversalClient, stream string, ms int64, n int) []string {
-	t.Helper()
-	ids := make([]string, n)
-	pipe := client.Pipeline()
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%d-%d", ms, i+1)
-		pipe.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, ID: ids[i], Values: map[string]interface{}{"payload": fmt.Sprint(i)}})
-	}
-	if _, err := pipe.Exec(context.Background()); err != nil {
-		t.Fatalf("XADD: %v", err)
-	}
-	return ids
-}
-
-// readGroup reads up to n new entries of stream for group and returns their
-// IDs (pending in the group until acked).
-func readGroup(t *testing.T, client redis.UniversalClient, stream, group string, n int) []string {
-	t.Helper()
-	res, err := client.XReadGroup(context.Background(), &redis.XReadGroupArgs{
-		Group: group, Consumer: "c1", Streams: []string{stream, ">"}, Count: int64(n), Block: -1,
-	}).Result()
-	if err != nil {
-		t.Fatalf("XREADGROUP %s %s: %v", stream, group, err)
-	}
-	var ids []string
-	for _, m := range res[0].Messages {
-		ids = append(ids, m.ID)
-	}
-	return ids
-}
-
-func ack(t *testing.T, client redis.UniversalClient, stream, group string, ids ...string) {
-	t.Helper()
-	if len(ids) == 0 {
-		return
-	}
-	if err := client.XAck(context.Background(), stream, group, ids...).Err(); err != nil {
-		t.Fatalf("XACK: %v", err)
-	}
-}
 
 func createGroupAt(t *testing.T, client redis.UniversalClient, stream, group, start string) {
 	t.Helper()
@@ -105,12 +61,12 @@ func TestTrimTwoGroupsOneFarBehind(t *testing.T) {
 	deleteKeysAfter(t, client, stream)
 	createGroupAt(t, client, stream, "fast", "0")
 	createGroupAt(t, client, stream, "slow", "0")
-	ids := addOldEntries(t, client, stream, 1000, 100)
+	ids := redistest.AddEntriesAt(t, client, stream, 1000, 100)
 
-	ack(t, client, stream, "fast", readGroup(t, client, stream, "fast", 100)...)
-	slowRead := readGroup(t, client, stream, "slow", 30)
-	ack(t, client, stream, "slow", slowRead[:10]...)
-	ack(t, client, stream, "slow", slowRead[15:20]...) // acked after a pending one: must stay
+	redistest.Ack(t, client, stream, "fast", redistest.ReadGroup(t, client, stream, "fast", 100)...)
+	slowRead := redistest.ReadGroup(t, client, stream, "slow", 30)
+	redistest.Ack(t, client, stream, "slow", slowRead[:10]...)
+	redistest.Ack(t, client, stream, "slow", slowRead[15:20]...) // acked after a pending one: must stay
 
 	r := trim(t, client, stream, time.Millisecond)
 	if r.Trimmed != 10 || r.TrimBefore != ids[10] {
@@ -133,10 +89,10 @@ func TestTrimTwoGroupsOneFarBehind(t *testing.T) {
 	if err != nil || len(claimed) != 5 || len(claimed[0].Values) == 0 {
 		t.Fatalf("claim slow's pending entries after trimming: %v %v", claimed, err)
 	}
-	sameSet(t, "slow's unread entries", readGroup(t, client, stream, "slow", 1000), ids[30:])
+	sameSet(t, "slow's unread entries", redistest.ReadGroup(t, client, stream, "slow", 1000), ids[30:])
 
 	// Once slow has acked everything, the rest goes too.
-	ack(t, client, stream, "slow", ids[10:]...)
+	redistest.Ack(t, client, stream, "slow", ids[10:]...)
 	r = trim(t, client, stream, time.Millisecond)
 	if r.Trimmed != 90 || r.Length != 0 {
 		t.Fatalf("after slow caught up: trimmed %d, %d left; want 90 and 0", r.Trimmed, r.Length)
@@ -151,10 +107,10 @@ func TestTrimGroupNeverRead(t *testing.T) {
 	stream := redistest.RandomTopic("trim-never-read-")
 	deleteKeysAfter(t, client, stream)
 	createGroupAt(t, client, stream, "reader", "0")
-	before := addOldEntries(t, client, stream, 1000, 20)
+	before := redistest.AddEntriesAt(t, client, stream, 1000, 20)
 	createGroupAt(t, client, stream, "late", "$")
-	after := addOldEntries(t, client, stream, 2000, 20)
-	ack(t, client, stream, "reader", readGroup(t, client, stream, "reader", 100)...)
+	after := redistest.AddEntriesAt(t, client, stream, 2000, 20)
+	redistest.Ack(t, client, stream, "reader", redistest.ReadGroup(t, client, stream, "reader", 100)...)
 
 	r := trim(t, client, stream, time.Millisecond)
 	if r.Trimmed != 20 {
@@ -187,7 +143,7 @@ func TestTrimNoGroups(t *testing.T) {
 	if r.Trimmed != 0 || r.TrimBefore != "" || r.Length != 0 {
 		t.Fatalf("missing stream: %+v", r)
 	}
-	addOldEntries(t, client, stream, 1000, 10)
+	redistest.AddEntriesAt(t, client, stream, 1000, 10)
 	r = trim(t, client, stream, time.Millisecond)
 	if r.Trimmed != 0 || r.TrimBefore != "" || r.Length != 10 {
 		t.Fatalf("stream without groups: %+v, want untouched", r)
@@ -202,9 +158,9 @@ func TestTrimRetainAcked(t *testing.T) {
 	deleteKeysAfter(t, client, stream)
 	createGroupAt(t, client, stream, "g", "0")
 	now := time.Now()
-	old := addOldEntries(t, client, stream, now.Add(-2*time.Hour).UnixMilli(), 10)
-	recent := addOldEntries(t, client, stream, now.Add(-10*time.Minute).UnixMilli(), 10)
-	ack(t, client, stream, "g", readGroup(t, client, stream, "g", 100)...)
+	old := redistest.AddEntriesAt(t, client, stream, now.Add(-2*time.Hour).UnixMilli(), 10)
+	recent := redistest.AddEntriesAt(t, client, stream, now.Add(-10*time.Minute).UnixMilli(), 10)
+	redistest.Ack(t, client, stream, "g", redistest.ReadGroup(t, client, stream, "g", 100)...)
 
 	r := trim(t, client, stream, time.Hour)
 	if r.Trimmed != 10 {
@@ -355,7 +311,7 @@ func TestTrimmedAwayPendingEntriesAreLogged(t *testing.T) {
 	}
 	publish(t, newPublisher(t, client), topic, newMessages("capped", 5)...)
 	// A consumer that died holding all five; then a cap drops them.
-	if got := readGroup(t, client, topic, "g", 10); len(got) != 5 {
+	if got := redistest.ReadGroup(t, client, topic, "g", 10); len(got) != 5 {
 		t.Fatalf("dead consumer read %d, want 5", len(got))
 	}
 	if err := client.XTrimMaxLen(ctx, topic, 0).Err(); err != nil {

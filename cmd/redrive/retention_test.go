@@ -3,14 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive/admin"
 	"github.com/redrive-go/redrive/internal/redistest"
@@ -43,16 +40,8 @@ func TestTopicTrimAndGroupDelete(t *testing.T) {
 	topic := redistest.RandomTopic("cli-trim-")
 	createGroup(t, client, topic, "current")
 	createGroup(t, client, topic, "old-deploy")
-	for i := 1; i <= 5; i++ {
-		client.XAdd(ctx, &redis.XAddArgs{Stream: topic, ID: fmt.Sprintf("1000-%d", i), Values: map[string]any{"payload": "p"}})
-	}
-	res, err := client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "current", Consumer: "c", Streams: []string{topic, ">"}, Count: 10}).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range res[0].Messages {
-		client.XAck(ctx, topic, "current", m.ID)
-	}
+	redistest.AddEntriesAt(t, client, topic, 1000, 5)
+	redistest.Ack(t, client, topic, "current", redistest.ReadGroup(t, client, topic, "current", 10)...)
 
 	out := ok(t, "topic", "trim", topic, "--dry-run", "--retain", "0")
 	contains(t, "topic trim --dry-run", out, "Dry run: would trim 0 entries", "nothing removed", "old-deploy", "HOLDS BACK")
