@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,5 +324,66 @@ func TestTrimmedAwayPendingEntriesAreLogged(t *testing.T) {
 	lines := logger.matching("info", "deleted from the stream before they were acked")
 	if len(lines) != 1 || lines[0].fields["count"] != 5 {
 		t.Fatalf("log lines about trimmed entries: %+v, want one with count 5", lines)
+	}
+}
+
+// The Trimmer service trims on its own every Interval until stopped, logs a
+// group holding entries back once per HoldBackLogInterval, and reports each
+// run to OnTrim.
+func TestTrimmerService(t *testing.T) {
+	t.Parallel()
+	client := redistest.NewClient(t)
+	stream := redistest.RandomTopic("trim-service-")
+	deleteKeysAfter(t, client, stream)
+	createGroupAt(t, client, stream, "done", "0")
+	redistest.AddEntriesAt(t, client, stream, 1000, 10)
+	createGroupAt(t, client, stream, "idle", "$")
+	redistest.AddEntriesAt(t, client, stream, 2000, 5) // idle never reads these
+	redistest.Ack(t, client, stream, "done", redistest.ReadGroup(t, client, stream, "done", 100)...)
+
+	logger := newRecordingLogger()
+	defer logOnFailure(t, logger)
+	var reports atomic.Int64
+	trimmer, err := redrive.NewTrimmer(redrive.TrimmerConfig{
+		Client: client, Stream: stream, RetainAcked: time.Millisecond, Interval: 20 * time.Millisecond,
+		OnTrim: func(redrive.TrimResult) { reports.Add(1) },
+	}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trimmer.TestSignals.Trimmed.Init()
+	if err := trimmer.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first, ok := trimmer.TestSignals.Trimmed.WaitOrTimeout(waitTimeout)
+	if !ok {
+		t.Fatal("the trimmer did not run")
+	}
+	if first.Trimmed != 10 || first.Length != 5 {
+		t.Fatalf("first run: %+v, want the 10 entries both groups are done with removed", first)
+	}
+	second, ok := trimmer.TestSignals.Trimmed.WaitOrTimeout(waitTimeout)
+	if !ok || second.Trimmed != 0 || second.Length != 5 {
+		t.Fatalf("second run: %+v (%v), want nothing more removed", second, ok)
+	}
+	trimmer.Stop()
+	trimmer.Stop() // idempotent
+	if reports.Load() < 2 {
+		t.Fatalf("OnTrim called %d times, want once per run", reports.Load())
+	}
+	held := logger.matching("info", "holds entries older than the retention window back")
+	if len(held) != 1 || held[0].fields["consumer_group"] != "idle" || held[0].fields["retained_entries"] != int64(5) {
+		t.Fatalf("hold-back log lines: %+v, want one naming idle with 5 entries", held)
+	}
+
+	for _, bad := range []redrive.TrimmerConfig{
+		{Stream: stream},
+		{Client: client},
+		{Client: client, Stream: stream, RetainAcked: -time.Second},
+		{Client: client, Stream: stream, Interval: -time.Second},
+	} {
+		if _, err := redrive.NewTrimmer(bad, nil); err == nil {
+			t.Errorf("NewTrimmer(%+v) accepted", bad)
+		}
 	}
 }
