@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -248,6 +249,8 @@ type Trimmer struct {
 	config TrimmerConfig
 	logger watermill.LoggerAdapter
 
+	// logMu guards lastHoldBackLog: TrimOnce may also be called directly.
+	logMu           sync.Mutex
 	lastHoldBackLog time.Time
 
 	// TestSignals lets tests wait for the trimmer's work.
@@ -297,8 +300,7 @@ func (t *Trimmer) TrimOnce(ctx context.Context) (TrimResult, error) {
 	if r.Trimmed > 0 {
 		t.logger.Debug("Trimmed the stream", watermill.LogFields{"trimmed": r.Trimmed, "length": r.Length})
 	}
-	if held := r.HoldingBack(); len(held) > 0 && time.Since(t.lastHoldBackLog) >= t.config.HoldBackLogInterval {
-		t.lastHoldBackLog = time.Now()
+	if held := r.HoldingBack(); len(held) > 0 && t.holdBackLogDue() {
 		for _, g := range held {
 			t.logger.Info("Consumer group holds entries older than the retention window back; they stay until it reads and acks them or the group is deleted", watermill.LogFields{
 				"consumer_group":   g.Group,
@@ -315,4 +317,16 @@ func (t *Trimmer) TrimOnce(ctx context.Context) (TrimResult, error) {
 	}
 	t.TestSignals.Trimmed.Signal(r)
 	return r, nil
+}
+
+// holdBackLogDue reports whether HoldBackLogInterval has passed since the
+// last hold-back log line, and if so counts this one.
+func (t *Trimmer) holdBackLogDue() bool {
+	t.logMu.Lock()
+	defer t.logMu.Unlock()
+	if time.Since(t.lastHoldBackLog) < t.config.HoldBackLogInterval {
+		return false
+	}
+	t.lastHoldBackLog = time.Now()
+	return true
 }
