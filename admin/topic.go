@@ -245,7 +245,7 @@ func (a *Admin) groupInfo(ctx context.Context, keys redrive.TopicKeys, g redis.X
 	}
 	if pending != nil && pending.Count > 0 {
 		gi.OldestPendingID = pending.Lower
-		gi.OldestPendingAt = idTime(pending.Lower)
+		gi.OldestPendingAt = redrive.EntryTime(pending.Lower)
 	}
 	if err := retryLenCmd.Err(); err != nil {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read retry stream %q: %w", gi.Retry.Stream, err)
@@ -257,7 +257,7 @@ func (a *Admin) groupInfo(ctx context.Context, keys redrive.TopicKeys, g redis.X
 	}
 	if retryPending != nil && retryPending.Count > 0 {
 		gi.Retry.Pending = retryPending.Count
-		gi.Retry.OldestPendingAt = idTime(retryPending.Lower)
+		gi.Retry.OldestPendingAt = redrive.EntryTime(retryPending.Lower)
 	}
 	if gi.Retry.Delayed, err = delayedSummary(retryDelayedKey, rdCount, rdHead); err != nil {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read retries of group %q: %w", g.Name, err)
