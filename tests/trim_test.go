@@ -387,3 +387,31 @@ func TestTrimmerService(t *testing.T) {
 		}
 	}
 }
+
+// Where the server gives no lag (Redis 6.2; Redis 7 after a deletion inside
+// the group's unread range, used here), the unread entries of a group that
+// holds entries back are counted instead.
+func TestTrimCountsUnreadWithoutLag(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	client := redistest.NewClient(t)
+	stream := redistest.RandomTopic("trim-nolag-")
+	deleteKeysAfter(t, client, stream)
+	createGroupAt(t, client, stream, "g", "0")
+	ids := redistest.AddEntriesAt(t, client, stream, 1000, 30)
+	redistest.Ack(t, client, stream, "g", redistest.ReadGroup(t, client, stream, "g", 10)...)
+	if err := client.XDel(ctx, stream, ids[20]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	groups, err := client.XInfoGroups(ctx, stream).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("XINFO GROUPS lag after the deletion: %d", groups[0].Lag)
+
+	r := trim(t, client, stream, time.Millisecond)
+	g := groupResult(t, r, "g")
+	if r.Trimmed != 10 || !g.HoldsBack || g.Unread != 19 || g.UnreadAtLeast || g.Retained != 19 {
+		t.Fatalf("trimmed %d, group %+v: want 10 trimmed and 19 unread entries held back", r.Trimmed, g)
+	}
+}
