@@ -12,6 +12,16 @@ import (
 	"github.com/redrive-go/redrive/internal/redistest"
 )
 
+// newTrimTopic returns a client of the shared Redis and a new topic whose
+// keys are deleted when the test ends.
+func newTrimTopic(t *testing.T, prefix string) (*redis.Client, string) {
+	t.Helper()
+	client := redistest.NewClient(t)
+	topic := redistest.RandomTopic(prefix)
+	deleteKeysAfter(t, client, topic)
+	return client, topic
+}
+
 func createGroupAt(t *testing.T, client redis.UniversalClient, stream, group, start string) {
 	t.Helper()
 	if err := client.XGroupCreateMkStream(context.Background(), stream, group, start).Err(); err != nil {
@@ -57,9 +67,7 @@ func groupResult(t *testing.T, r redrive.TrimResult, group string) redrive.Group
 // every group finished with go.
 func TestTrimTwoGroupsOneFarBehind(t *testing.T) {
 	t.Parallel()
-	client := redistest.NewClient(t)
-	stream := redistest.RandomTopic("trim-behind-")
-	deleteKeysAfter(t, client, stream)
+	client, stream := newTrimTopic(t, "trim-behind-")
 	createGroupAt(t, client, stream, "fast", "0")
 	createGroupAt(t, client, stream, "slow", "0")
 	ids := redistest.AddEntriesAt(t, client, stream, 1000, 100)
@@ -104,9 +112,7 @@ func TestTrimTwoGroupsOneFarBehind(t *testing.T) {
 // at "$" only needs what came after it.
 func TestTrimGroupNeverRead(t *testing.T) {
 	t.Parallel()
-	client := redistest.NewClient(t)
-	stream := redistest.RandomTopic("trim-never-read-")
-	deleteKeysAfter(t, client, stream)
+	client, stream := newTrimTopic(t, "trim-never-read-")
 	createGroupAt(t, client, stream, "reader", "0")
 	before := redistest.AddEntriesAt(t, client, stream, 1000, 20)
 	createGroupAt(t, client, stream, "late", "$")
@@ -137,9 +143,7 @@ func TestTrimGroupNeverRead(t *testing.T) {
 // stream that does not exist is no error.
 func TestTrimNoGroups(t *testing.T) {
 	t.Parallel()
-	client := redistest.NewClient(t)
-	stream := redistest.RandomTopic("trim-fanout-")
-	deleteKeysAfter(t, client, stream)
+	client, stream := newTrimTopic(t, "trim-fanout-")
 	r := trim(t, client, stream, time.Millisecond)
 	if r.Trimmed != 0 || r.TrimBefore != "" || r.Length != 0 {
 		t.Fatalf("missing stream: %+v", r)
@@ -154,9 +158,7 @@ func TestTrimNoGroups(t *testing.T) {
 // Entries every group finished with stay for RetainAcked.
 func TestTrimRetainAcked(t *testing.T) {
 	t.Parallel()
-	client := redistest.NewClient(t)
-	stream := redistest.RandomTopic("trim-retain-")
-	deleteKeysAfter(t, client, stream)
+	client, stream := newTrimTopic(t, "trim-retain-")
 	createGroupAt(t, client, stream, "g", "0")
 	now := time.Now()
 	old := redistest.AddEntriesAt(t, client, stream, now.Add(-2*time.Hour).UnixMilli(), 10)
@@ -190,9 +192,7 @@ func TestTrimRetainAcked(t *testing.T) {
 // trimmed as the groups finish.
 func TestTrimConcurrentSubscribersWhileTrafficFlows(t *testing.T) {
 	t.Parallel()
-	client := redistest.NewClient(t)
-	topic := redistest.RandomTopic("trim-concurrent-")
-	deleteKeysAfter(t, client, topic)
+	client, topic := newTrimTopic(t, "trim-concurrent-")
 	groups := []string{"g1", "g2", "g3"}
 	const perGroup = 3
 	const messages = 3000
@@ -247,9 +247,7 @@ func TestTrimConcurrentSubscribersWhileTrafficFlows(t *testing.T) {
 // remove what the redisstream group has not read and acked.
 func TestTrimMixedFleetWithRedisstream(t *testing.T) {
 	t.Parallel()
-	client := redistest.NewClient(t)
-	topic := redistest.RandomTopic("trim-mixed-")
-	deleteKeysAfter(t, client, topic)
+	client, topic := newTrimTopic(t, "trim-mixed-")
 	rsSub := newRedisstreamSubscriber(t, "legacy")
 	// The redisstream group exists (as its OldestId "0" would create it)
 	// but does not read yet: its messages must wait for it.
@@ -299,9 +297,7 @@ func TestTrimMixedFleetWithRedisstream(t *testing.T) {
 func TestTrimmedAwayPendingEntriesAreLogged(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	client := redistest.NewClient(t)
-	topic := redistest.RandomTopic("trim-maxlen-")
-	deleteKeysAfter(t, client, topic)
+	client, topic := newTrimTopic(t, "trim-maxlen-")
 	logger := newRecordingLogger()
 	defer logOnFailure(t, logger)
 	config := redrive.SubscriberConfig{
@@ -332,9 +328,7 @@ func TestTrimmedAwayPendingEntriesAreLogged(t *testing.T) {
 // run to OnTrim.
 func TestTrimmerService(t *testing.T) {
 	t.Parallel()
-	client := redistest.NewClient(t)
-	stream := redistest.RandomTopic("trim-service-")
-	deleteKeysAfter(t, client, stream)
+	client, stream := newTrimTopic(t, "trim-service-")
 	createGroupAt(t, client, stream, "done", "0")
 	redistest.AddEntriesAt(t, client, stream, 1000, 10)
 	createGroupAt(t, client, stream, "idle", "$")
@@ -394,9 +388,7 @@ func TestTrimmerService(t *testing.T) {
 func TestTrimCountsUnreadWithoutLag(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	client := redistest.NewClient(t)
-	stream := redistest.RandomTopic("trim-nolag-")
-	deleteKeysAfter(t, client, stream)
+	client, stream := newTrimTopic(t, "trim-nolag-")
 	createGroupAt(t, client, stream, "g", "0")
 	ids := redistest.AddEntriesAt(t, client, stream, 1000, 30)
 	redistest.Ack(t, client, stream, "g", redistest.ReadGroup(t, client, stream, "g", 10)...)
