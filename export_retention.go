@@ -2,7 +2,6 @@ package redrive
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,13 +19,5 @@ func QueueRetentionReport(ctx context.Context, pipe redis.Pipeliner, stream stri
 
 // ParseRetentionReport reads the reply of a QueueRetentionReport command.
 func ParseRetentionReport(stream string, cmd *redis.Cmd) (TrimResult, error) {
-	res, err := cmd.Slice()
-	if err != nil {
-		return TrimResult{}, fmt.Errorf("redrive: retention report of %q: %w", stream, err)
-	}
-	r, err := parseTrimReply(stream, res)
-	if err != nil {
-		return TrimResult{}, fmt.Errorf("redrive: retention report of %q: %w", stream, err)
-	}
-	return r, nil
+	return readTrimReply("retention report of", stream, cmd)
 }

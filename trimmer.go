@@ -171,15 +171,20 @@ func TrimStream(ctx context.Context, client redis.Scripter, stream string, retai
 	if dryRun {
 		trim = "0"
 	}
-	res, err := trimScript.Run(ctx, client, []string{stream}, retainAcked.Milliseconds(), trim, DefaultUnreadCountLimit).Slice()
-	if err != nil {
-		return TrimResult{}, fmt.Errorf("redrive: trim %q: %w", stream, err)
+	return readTrimReply("trim", stream, trimScript.Run(ctx, client, []string{stream}, retainAcked.Milliseconds(), trim, DefaultUnreadCountLimit))
+}
+
+// readTrimReply reads the trim script's reply; what names the operation in
+// errors.
+func readTrimReply(what, stream string, cmd *redis.Cmd) (TrimResult, error) {
+	res, err := cmd.Slice()
+	if err == nil {
+		var r TrimResult
+		if r, err = parseTrimReply(stream, res); err == nil {
+			return r, nil
+		}
 	}
-	r, err := parseTrimReply(stream, res)
-	if err != nil {
-		return TrimResult{}, fmt.Errorf("redrive: trim %q: %w", stream, err)
-	}
-	return r, nil
+	return TrimResult{}, fmt.Errorf("redrive: %s %q: %w", what, stream, err)
 }
 
 func parseTrimReply(stream string, res []interface{}) (TrimResult, error) {
