@@ -85,6 +85,15 @@ func (v retainValue) window() time.Duration {
 	return max(v.d, time.Millisecond)
 }
 
+// keeping says what the retention window keeps: "keeping the last 10m", or
+// "keeping nothing every group finished with" for --retain 0.
+func keeping(v retainValue) string {
+	if v.d == 0 {
+		return "keeping nothing every group finished with"
+	}
+	return "keeping the last " + short(v.d)
+}
+
 func runTopicTrim(a *app, ctx context.Context, fs *flag.FlagSet, args []string) error {
 	retain := retainValue{d: redrive.DefaultRetainAcked}
 	fs.Var(&retain, "retain", "")
@@ -118,11 +127,11 @@ func runTopicTrim(a *app, ctx context.Context, fs *flag.FlagSet, args []string) 
 			report.Topic, plural(report.Length, "entry", "entries"))
 		return nil
 	case report.DryRun:
-		fmt.Fprintf(a.stdout, "Dry run: would trim %s from %s (keeping %s); nothing removed.\n",
-			plural(report.WouldTrim, "entry", "entries"), report.Topic, short(report.RetainAcked))
+		fmt.Fprintf(a.stdout, "Dry run: would trim %s from %s (%s); nothing removed.\n",
+			plural(report.WouldTrim, "entry", "entries"), report.Topic, keeping(retain))
 	default:
-		fmt.Fprintf(a.stdout, "Trimmed %s from %s (keeping %s); %s left.\n",
-			plural(report.Trimmed, "entry", "entries"), report.Topic, short(report.RetainAcked), plural(report.Length, "entry", "entries"))
+		fmt.Fprintf(a.stdout, "Trimmed %s from %s (%s); %s left.\n",
+			plural(report.Trimmed, "entry", "entries"), report.Topic, keeping(retain), plural(report.Length, "entry", "entries"))
 	}
 	held := report.HoldingBack()
 	if len(held) == 0 {
