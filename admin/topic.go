@@ -61,6 +61,9 @@ type GroupInfo struct {
 	Consumers []ConsumerInfo `json:"consumers"`
 	// Retry describes the group's private retries.
 	Retry RetryInfo `json:"retry"`
+	// Retention is what the group still needs of the stream and how many
+	// entries older than the retention window it holds back from trimming.
+	Retention redrive.GroupRetention `json:"retention"`
 }
 
 // OldestPendingAge is how long the oldest pending entry has been in the
@@ -128,6 +131,10 @@ type TopicInfoOptions struct {
 	// (always counted). Each is read whole, in batches, so this costs one
 	// pass over each poison topic.
 	PoisonTopics []string
+	// RetainAcked is the retention window against which each group's
+	// GroupInfo.Retention is judged, as the subscribers' RetainAcked. 0
+	// means redrive.DefaultRetainAcked.
+	RetainAcked time.Duration
 }
 
 // TopicInfo reads what topic holds: stream length, consumer groups with their
@@ -173,6 +180,19 @@ func (a *Admin) TopicInfo(ctx context.Context, topic string, opts TopicInfoOptio
 			return TopicInfo{}, err
 		}
 		info.Groups = append(info.Groups, gi)
+	}
+	if len(info.Groups) > 0 {
+		retention, err := a.RetainedEntries(ctx, topic, opts.RetainAcked)
+		if err != nil {
+			return TopicInfo{}, err
+		}
+		for _, r := range retention {
+			for i := range info.Groups {
+				if info.Groups[i].Name == r.Group {
+					info.Groups[i].Retention = r
+				}
+			}
+		}
 	}
 	for _, pt := range poisonTopicsToCount(opts.PoisonTopics, poisonTopicsCmd.Val()) {
 		n, err := a.countPoisonedFrom(ctx, pt, topic)
@@ -229,7 +249,7 @@ func (a *Admin) groupInfo(ctx context.Context, keys redrive.TopicKeys, g redis.X
 	}
 	if pending != nil && pending.Count > 0 {
 		gi.OldestPendingID = pending.Lower
-		gi.OldestPendingAt = idTime(pending.Lower)
+		gi.OldestPendingAt = redrive.EntryTime(pending.Lower)
 	}
 	if err := retryLenCmd.Err(); err != nil {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read retry stream %q: %w", gi.Retry.Stream, err)
@@ -241,7 +261,7 @@ func (a *Admin) groupInfo(ctx context.Context, keys redrive.TopicKeys, g redis.X
 	}
 	if retryPending != nil && retryPending.Count > 0 {
 		gi.Retry.Pending = retryPending.Count
-		gi.Retry.OldestPendingAt = idTime(retryPending.Lower)
+		gi.Retry.OldestPendingAt = redrive.EntryTime(retryPending.Lower)
 	}
 	if gi.Retry.Delayed, err = delayedSummary(retryDelayedKey, rdCount, rdHead); err != nil {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read retries of group %q: %w", g.Name, err)
