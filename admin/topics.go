@@ -171,22 +171,33 @@ func compactSorted(s []string) []string {
 // topic (its delayed set, poison stream, a group's retry stream or set, or
 // an admin key) rather than a topic.
 func IsInternalKey(key string) bool {
+	_, ok := internalKeyTopic(key, func(k redrive.TopicKeys) bool {
+		return key == k.Poison || key == k.Delayed || strings.HasPrefix(key, k.GroupRetry("")) || strings.HasPrefix(key, k.AdminKey(""))
+	})
+	return ok
+}
+
+// PoisonStreamTopic returns the topic whose poison stream (PoisonStreamOf)
+// key is, and false when key is no topic's poison stream.
+func PoisonStreamTopic(key string) (string, bool) {
+	return internalKeyTopic(key, func(k redrive.TopicKeys) bool { return key == k.Poison })
+}
+
+// internalKeyTopic finds the topic T for which key is in T's namespace and
+// is(KeysFor(T)) holds.
+func internalKeyTopic(key string, is func(redrive.TopicKeys) bool) (string, bool) {
 	if !strings.HasPrefix(key, "{") {
-		return false
+		return "", false
 	}
 	_, rest, ok := strings.Cut(key, "}:redrive:")
 	if !ok {
-		return false
+		return "", false
 	}
 	// rest is "<topic>:<suffix>"; the topic may itself contain ':', so try
 	// each split and check that it gives back exactly this key's layout.
 	for i := strings.IndexByte(rest, ':'); i >= 0; {
-		topic := rest[:i]
-		if topic != "" {
-			k := redrive.KeysFor(topic)
-			if key == k.Poison || key == k.Delayed || strings.HasPrefix(key, k.GroupRetry("")) || strings.HasPrefix(key, k.AdminKey("")) {
-				return true
-			}
+		if topic := rest[:i]; topic != "" && is(redrive.KeysFor(topic)) {
+			return topic, true
 		}
 		j := strings.IndexByte(rest[i+1:], ':')
 		if j < 0 {
@@ -194,7 +205,26 @@ func IsInternalKey(key string) bool {
 		}
 		i += j + 1
 	}
-	return false
+	return "", false
+}
+
+// IsPoisonStream reports whether stream holds poisoned messages: it is a
+// topic's poison stream (PoisonStreamTopic), or a stream whose newest entry
+// is a poisoned message (a poison topic of the retry middleware). A stream
+// that does not exist is only a poison stream by its name.
+func (a *Admin) IsPoisonStream(ctx context.Context, stream string) (bool, error) {
+	if _, ok := PoisonStreamTopic(stream); ok {
+		return true, nil
+	}
+	last, err := a.client.XRevRangeN(ctx, stream, "+", "-", 1).Result()
+	if err != nil {
+		var replyErr redis.Error
+		if errors.As(err, &replyErr) { // not a stream
+			return false, nil
+		}
+		return false, fmt.Errorf("redrive/admin: read %q: %w", stream, err)
+	}
+	return len(last) > 0 && a.isPoisonEntry(last[0]), nil
 }
 
 // summarize fills out with the summaries of topics, in three pipelines:

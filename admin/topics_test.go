@@ -217,3 +217,27 @@ func TestPagePoisoned(t *testing.T) {
 		t.Errorf("bad cursor: %v", err)
 	}
 }
+
+func TestIsPoisonStream(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	client := newClient(t)
+	a := newTestAdmin(t, client, 0)
+	topic := redistest.RandomTopic("admin-ispoison-")
+	poisonTopic, plain, str := topic+".poison", topic+".plain", topic+".string"
+	addPoisoned(t, client, poisonTopic, poisoned{topic: topic, reason: "r"})
+	client.XAdd(ctx, &redis.XAddArgs{Stream: plain, Values: map[string]any{"payload": "x"}})
+	client.Set(ctx, str, "v", time.Minute)
+	t.Cleanup(func() { client.Del(context.Background(), poisonTopic, plain, str) })
+	for stream, want := range map[string]bool{
+		PoisonStreamOf(topic): true, poisonTopic: true, plain: false, str: false, topic + ".none": false,
+		redrive.KeysFor(topic).GroupRetry("poison"): false,
+	} {
+		if got, err := a.IsPoisonStream(ctx, stream); err != nil || got != want {
+			t.Errorf("IsPoisonStream(%q) = %v, %v; want %v", stream, got, err, want)
+		}
+	}
+	if got, ok := PoisonStreamTopic(PoisonStreamOf("a:b")); !ok || got != "a:b" {
+		t.Errorf("PoisonStreamTopic = %q, %v", got, ok)
+	}
+}

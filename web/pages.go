@@ -1,0 +1,264 @@
+package web
+
+import (
+	"cmp"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/redrive-go/redrive/admin"
+)
+
+// overviewRow is one topic of the overview.
+type overviewRow struct {
+	admin.TopicSummary
+	LagGrowing bool
+	// Problems explains why the row stands out; empty for a healthy topic.
+	Problems []string
+}
+
+type overviewData struct {
+	Rows     []overviewRow
+	Sort     string
+	Desc     bool
+	Columns  []overviewColumn
+	Problems int
+	Poisoned int64
+	Lag      int64
+	Match    string
+}
+
+type overviewColumn struct {
+	Key, Label string
+	Numeric    bool
+}
+
+var overviewColumns = []overviewColumn{
+	{"topic", "Topic", false},
+	{"length", "Length", true},
+	{"memory", "Memory", true},
+	{"groups", "Groups", true},
+	{"lag", "Lag", true},
+	{"pending", "Pending", true},
+	{"delayed", "Delayed", true},
+	{"retries", "Retries waiting", true},
+	{"poisoned", "Poisoned", true},
+}
+
+// overviewKeys are the sort keys, "problems" (the default) first.
+var overviewKeys = map[string]func(overviewRow) int64{
+	"length":   func(r overviewRow) int64 { return r.Length },
+	"memory":   func(r overviewRow) int64 { return r.MemoryBytes },
+	"groups":   func(r overviewRow) int64 { return int64(r.Groups) },
+	"lag":      func(r overviewRow) int64 { return r.Lag },
+	"pending":  func(r overviewRow) int64 { return r.Pending },
+	"delayed":  func(r overviewRow) int64 { return r.Delayed },
+	"retries":  func(r overviewRow) int64 { return r.RetriesWaiting },
+	"poisoned": func(r overviewRow) int64 { return r.Poisoned },
+}
+
+func (h *Handler) overview(w http.ResponseWriter, r *http.Request, p page) error {
+	sortKey := r.FormValue("sort")
+	if _, ok := overviewKeys[sortKey]; !ok && sortKey != "" && sortKey != "topic" && sortKey != "problems" {
+		return badRequest("%q is not a column to sort by.", trunc(sortKey, 40))
+	}
+	desc := r.FormValue("desc") == "1"
+	topics, err := h.admin.ListTopics(r.Context(), admin.ListTopicsOptions{Match: h.config.TopicMatch, IdleGroupAfter: h.config.IdleGroupAfter})
+	if err != nil {
+		return err
+	}
+	d := overviewData{Sort: sortKey, Desc: desc, Columns: overviewColumns, Match: h.config.TopicMatch}
+	for _, t := range topics {
+		row := overviewRow{TopicSummary: t, LagGrowing: h.sampler.lagGrowing(t.Topic)}
+		if t.Poisoned > 0 {
+			row.Problems = append(row.Problems, "poisoned messages")
+		}
+		if t.IsPoisonTopic && t.Length > 0 {
+			row.Problems = append(row.Problems, "poison topic holds messages")
+		}
+		if row.LagGrowing {
+			row.Problems = append(row.Problems, "lag growing")
+		}
+		if len(t.IdleGroups) > 0 {
+			row.Problems = append(row.Problems, "not reading: "+strings.Join(t.IdleGroups, ", "))
+		}
+		if len(row.Problems) > 0 {
+			d.Problems++
+		}
+		d.Poisoned += t.Poisoned
+		if t.Lag > 0 {
+			d.Lag += t.Lag
+		}
+		d.Rows = append(d.Rows, row)
+	}
+	key := overviewKeys[sortKey]
+	slices.SortStableFunc(d.Rows, func(a, b overviewRow) int {
+		var c int
+		switch {
+		case key != nil:
+			c = cmp.Compare(key(a), key(b))
+		case sortKey == "topic":
+			c = strings.Compare(a.Topic, b.Topic)
+		default: // problems first, then by name
+			c = -cmp.Compare(len(a.Problems), len(b.Problems))
+			if desc {
+				c = -c
+			}
+			if c == 0 {
+				c = strings.Compare(a.Topic, b.Topic)
+			}
+			return c
+		}
+		if desc {
+			c = -c
+		}
+		return c
+	})
+	p.Title, p.Nav, p.Data = "Topics", "overview", d
+	h.render(w, r, http.StatusOK, "overview", p)
+	return nil
+}
+
+// topicPreviewRows is how many delayed messages and retries the topic page
+// shows per set; the delayed page pages through the rest.
+const topicPreviewRows = 10
+
+type topicData struct {
+	Info    admin.TopicInfo
+	Charts  []chart
+	Delayed []delayedSection
+	Memory  int64
+}
+
+type delayedSection struct {
+	Set  admin.DelayedSet
+	List admin.DelayedList
+}
+
+func (h *Handler) topic(w http.ResponseWriter, r *http.Request, p page) error {
+	topic, err := name(r, "name")
+	if err != nil {
+		return err
+	}
+	info, err := h.admin.TopicInfo(r.Context(), topic, admin.TopicInfoOptions{})
+	if err != nil {
+		return err
+	}
+	if !info.Exists && info.Delayed.Count == 0 && info.Poisoned == 0 {
+		return notFound("There is no topic %q.", topic)
+	}
+	h.sampler.watch(topic)
+	d := topicData{Info: info, Charts: buildCharts(h.sampler.history(topic), p.Now, h.config.SampleWindow)}
+	if mem, err := h.config.Client.MemoryUsage(r.Context(), topic).Result(); err == nil {
+		d.Memory = mem
+	}
+	sets := []admin.DelayedSet{admin.TopicDelayedSet(topic)}
+	for _, g := range info.Groups {
+		sets = append(sets, admin.GroupDelayedSet(topic, g.Name))
+	}
+	for _, set := range sets {
+		list, err := h.admin.ListDelayed(r.Context(), set, admin.ListDelayedOptions{Limit: topicPreviewRows})
+		if err != nil {
+			return err
+		}
+		d.Delayed = append(d.Delayed, delayedSection{Set: set, List: list})
+	}
+	p.Title, p.Nav, p.Data = topic, "topic", d
+	h.render(w, r, http.StatusOK, "topic", p)
+	return nil
+}
+
+// topicCharts serves the charts alone, for the topic page's script to
+// refresh them in place.
+func (h *Handler) topicCharts(w http.ResponseWriter, r *http.Request, p page) error {
+	topic, err := name(r, "name")
+	if err != nil {
+		return err
+	}
+	h.sampler.watch(topic)
+	p.Data = buildCharts(h.sampler.history(topic), p.Now, h.config.SampleWindow)
+	t := h.pages["charts"]
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	return t.ExecuteTemplate(w, "chart-list", p)
+}
+
+// delayedPageRows is the page size of the delayed page.
+const delayedPageRows = 50
+
+type delayedData struct {
+	Set              admin.DelayedSet
+	List             admin.DelayedList
+	Offset, Next     int
+	Prev             int
+	HasPrev, HasNext bool
+}
+
+func (h *Handler) delayedList(w http.ResponseWriter, r *http.Request, p page) error {
+	set, err := delayedSet(r)
+	if err != nil {
+		return err
+	}
+	offset := 0
+	if v := r.FormValue("offset"); v != "" {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 || offset > 1<<30 {
+			return badRequest("%q is not a page offset.", trunc(v, 40))
+		}
+	}
+	list, err := h.admin.ListDelayed(r.Context(), set, admin.ListDelayedOptions{Offset: offset, Limit: delayedPageRows})
+	if err != nil {
+		return err
+	}
+	d := delayedData{Set: set, List: list, Offset: offset,
+		HasPrev: offset > 0, Prev: max(0, offset-delayedPageRows),
+		HasNext: int64(offset+delayedPageRows) < list.Total, Next: offset + delayedPageRows}
+	p.Title, p.Nav, p.Data = "Delayed: "+set.Topic, "topic", d
+	h.render(w, r, http.StatusOK, "delayed", p)
+	return nil
+}
+
+// delayedSet reads the topic and optional group naming a delayed set.
+func delayedSet(r *http.Request) (admin.DelayedSet, error) {
+	topic, err := name(r, "topic")
+	if err != nil {
+		return admin.DelayedSet{}, err
+	}
+	if r.FormValue("group") == "" {
+		return admin.TopicDelayedSet(topic), nil
+	}
+	group, err := name(r, "group")
+	if err != nil {
+		return admin.DelayedSet{}, err
+	}
+	return admin.GroupDelayedSet(topic, group), nil
+}
+
+func (h *Handler) jobPage(w http.ResponseWriter, r *http.Request, p page) error {
+	j, err := h.findJob(r)
+	if err != nil {
+		return err
+	}
+	v := j.view()
+	p.Title, p.Nav, p.Data = v.Title, "job", v
+	h.render(w, r, http.StatusOK, "job", p)
+	return nil
+}
+
+func (h *Handler) jobStatus(w http.ResponseWriter, r *http.Request, _ page) error {
+	j, err := h.findJob(r)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(j.view())
+}
+
+func (h *Handler) findJob(r *http.Request) (*job, error) {
+	id := r.FormValue("id")
+	j, ok := h.jobs.get(id)
+	if !ok {
+		return nil, notFound("There is no action %q (only the last %d are kept, until the server restarts).", trunc(id, 40), keptJobs)
+	}
+	return j, nil
+}
