@@ -10,12 +10,12 @@ import (
 
 // Chart geometry, in SVG user units; the SVG scales to its container.
 const (
-	chartWidth   = 640
-	chartHeight  = 180
-	chartLeft    = 48
-	chartRight   = 12
-	chartTop     = 12
-	chartBottom  = 24
+	chartWidth   = 420
+	chartHeight  = 170
+	chartLeft    = 40
+	chartRight   = 10
+	chartTop     = 10
+	chartBottom  = 22
 	chartYTicks  = 4
 	chartXLabels = 4
 	// chartMaxLines bounds the lines of one chart (one per group); the
@@ -145,12 +145,14 @@ func layoutChart(title, unit string, lines []series, now time.Time, window time.
 		c.Empty = "Collecting samples: the chart fills in over the next minutes."
 		return c
 	}
-	top := niceCeil(maxV)
+	// A round step, and as many ticks as the largest value needs.
+	step := niceCeil(maxV / chartYTicks)
+	ticks := max(1, int(math.Ceil(maxV/step)))
+	top := step * float64(ticks)
 	plotW, plotH := float64(c.PlotR-c.PlotL), float64(c.PlotB-c.PlotT)
 	start := now.Add(-window)
-	for i := 0; i <= chartYTicks; i++ {
-		v := top * float64(i) / chartYTicks
-		c.YTicks = append(c.YTicks, chartTick{Pos: float64(c.PlotB) - plotH*float64(i)/chartYTicks, Label: formatValue(v)})
+	for i := 0; i <= ticks; i++ {
+		c.YTicks = append(c.YTicks, chartTick{Pos: float64(c.PlotB) - plotH*float64(i)/float64(ticks), Label: formatValue(step * float64(i))})
 	}
 	for i := 0; i <= chartXLabels; i++ {
 		ago := window - window*time.Duration(i)/chartXLabels
@@ -183,14 +185,14 @@ func layoutChart(title, unit string, lines []series, now time.Time, window time.
 	return c
 }
 
-// niceCeil rounds v up to 1, 2 or 5 times a power of ten (at least 1), so
-// that the axis reads well.
+// niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten (at least
+// 1), so that the axis reads well.
 func niceCeil(v float64) float64 {
 	if v <= 1 {
 		return 1
 	}
 	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
 		if v <= m*p {
 			return m * p
 		}

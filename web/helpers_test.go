@@ -101,3 +101,9 @@ func (c *console) token() string {
 }
 
 func q(s string) string { return url.QueryEscape(s) }
+
+func httptestRecorder(h http.Handler, method, path string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	return rec
+}

@@ -109,7 +109,9 @@ type Seeded struct {
 	// entries; HostileID is the one whose payload and metadata are hostile.
 	OrdersPoison    string
 	OrdersPoisonIDs []string
-	HostileID       string
+	// OrdersPoisonUUIDs are the message UUIDs of OrdersPoisonIDs.
+	OrdersPoisonUUIDs []string
+	HostileID         string
 	// Keys are every key written, for Cleanup.
 	Keys []string
 }
@@ -214,11 +216,16 @@ func Seed(ctx context.Context, client redis.UniversalClient, prefix string) (See
 	}
 	for i, p := range poisons {
 		p.Topic = s.Orders
-		id, err := AddPoison(ctx, client, ok.Poison, p)
+		fields, uuid, err := PoisonFields(p)
+		if err != nil {
+			return s, err
+		}
+		id, err := client.XAdd(ctx, &redis.XAddArgs{Stream: ok.Poison, Values: fields}).Result()
 		if err != nil {
 			return s, err
 		}
 		s.OrdersPoisonIDs = append(s.OrdersPoisonIDs, id)
+		s.OrdersPoisonUUIDs = append(s.OrdersPoisonUUIDs, uuid)
 		if i == len(poisons)-1 {
 			s.HostileID = id
 		}
