@@ -144,6 +144,9 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 	if group == "help" {
 		return a.help(rest[1:])
 	}
+	if group == "web" {
+		return a.runWeb(ctx, rest[1:])
+	}
 	cmds, ok := commands[group]
 	if !ok {
 		return usagef("", "unknown command %q", group)
@@ -233,14 +236,7 @@ func (a *app) parseFlags(fs *flag.FlagSet, args []string, stopAtArg bool) ([]str
 
 // admin connects to Redis and returns an Admin and a closer.
 func (a *app) admin(ctx context.Context) (*admin.Admin, func(), error) {
-	spec := a.redisSpec
-	if spec == "" {
-		spec = a.getenv("REDIS_URL")
-	}
-	if spec == "" {
-		spec = defaultRedis
-	}
-	client, err := connect(ctx, spec, a.cluster)
+	client, err := a.connect(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

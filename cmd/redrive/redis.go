@@ -20,6 +20,19 @@ const defaultRedis = "127.0.0.1:6379"
 // a clear message instead of hanging.
 const pingTimeout = 5 * time.Second
 
+// connect connects to the Redis of --redis, else $REDIS_URL, else
+// defaultRedis.
+func (a *app) connect(ctx context.Context) (redis.UniversalClient, error) {
+	spec := a.redisSpec
+	if spec == "" {
+		spec = a.getenv("REDIS_URL")
+	}
+	if spec == "" {
+		spec = defaultRedis
+	}
+	return connect(ctx, spec, a.cluster)
+}
+
 // connect makes a client from spec and checks that Redis answers. spec is
 //
 //	host:port                          one server
