@@ -51,7 +51,7 @@ func TestPages(t *testing.T) {
 		{"/?sort=lag&desc=1", []string{`aria-sort="descending"`}},
 		{"/?sort=topic", []string{`aria-sort="ascending"`}},
 		{"/topic?name=" + q(s.Orders), []string{"billing", "shipping", "billing-7f9c", "Published with a delay", "Retries of group",
-			"payment gateway timeout after 5s", "Publish rate", "Lag per group", "No consumers"}},
+			"payment gateway timeout after 5s", "Publish rate", "Lag per group", "No consumers", "Oldest pending"}},
 		{"/topic/charts?name=" + q(s.Orders), []string{"Consume rate per group"}},
 		{"/delayed?topic=" + q(s.Orders), []string{"3 waiting"}},
 		{"/delayed?topic=" + q(s.Orders) + "&group=billing", []string{"4 waiting", "connection reset by peer"}},
@@ -71,6 +71,11 @@ func TestPages(t *testing.T) {
 				t.Errorf("GET %s: page lacks %q", tc.path, w)
 			}
 		}
+	}
+	// Each of billing's two consumers holds entries, so each shows the age
+	// of its oldest.
+	if _, body := c.get("/topic?name=" + q(s.Orders)); strings.Count(body, `class="oldest"`) != 2 {
+		t.Errorf("topic page shows the oldest pending entry of %d consumers, want 2", strings.Count(body, `class="oldest"`))
 	}
 	// The handler filter keeps only that handler's messages.
 	if _, body := c.get("/poison?stream=" + q(s.OrdersPoison) + "&handler=shipping"); strings.Contains(body, "card declined") {

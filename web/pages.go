@@ -2,11 +2,16 @@ package web
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive/admin"
 )
@@ -88,6 +93,9 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, p page) error
 			d.Problems++
 		}
 		d.Poisoned += t.Poisoned
+		if t.IsPoisonTopic {
+			d.Poisoned += t.Length
+		}
 		if t.Lag > 0 {
 			d.Lag += t.Lag
 		}
@@ -126,7 +134,10 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, p page) error
 const topicPreviewRows = 10
 
 type topicData struct {
-	Info    admin.TopicInfo
+	Info admin.TopicInfo
+	// OldestPending is, per group and consumer, when the consumer's oldest
+	// pending entry entered the stream.
+	OldestPending map[string]map[string]time.Time
 	Charts  []chart
 	Delayed []delayedSection
 	Memory  int64
@@ -154,6 +165,9 @@ func (h *Handler) topic(w http.ResponseWriter, r *http.Request, p page) error {
 	if mem, err := h.config.Client.MemoryUsage(r.Context(), topic).Result(); err == nil {
 		d.Memory = mem
 	}
+	if d.OldestPending, err = h.oldestPendingPerConsumer(r.Context(), info); err != nil {
+		return err
+	}
 	sets := []admin.DelayedSet{admin.TopicDelayedSet(topic)}
 	for _, g := range info.Groups {
 		sets = append(sets, admin.GroupDelayedSet(topic, g.Name))
@@ -168,6 +182,54 @@ func (h *Handler) topic(w http.ResponseWriter, r *http.Request, p page) error {
 	p.Title, p.Nav, p.Data = topic, "topic", d
 	h.render(w, r, http.StatusOK, "topic", p)
 	return nil
+}
+
+// oldestPendingPerConsumer reads, with one pipelined XPENDING per consumer
+// that holds entries, the oldest entry each one holds.
+func (h *Handler) oldestPendingPerConsumer(ctx context.Context, info admin.TopicInfo) (map[string]map[string]time.Time, error) {
+	type ask struct {
+		group, consumer string
+		cmd             *redis.XPendingExtCmd
+	}
+	var asks []ask
+	pipe := h.config.Client.Pipeline()
+	for _, g := range info.Groups {
+		for _, c := range g.Consumers {
+			if c.Pending > 0 {
+				cmd := pipe.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: info.Stream, Group: g.Name, Start: "-", End: "+", Count: 1, Consumer: c.Name})
+				asks = append(asks, ask{g.Name, c.Name, cmd})
+			}
+		}
+	}
+	out := map[string]map[string]time.Time{}
+	if len(asks) == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		var replyErr redis.Error
+		if !errors.As(err, &replyErr) {
+			return nil, err
+		}
+	}
+	for _, a := range asks {
+		if p := a.cmd.Val(); len(p) > 0 {
+			if out[a.group] == nil {
+				out[a.group] = map[string]time.Time{}
+			}
+			out[a.group][a.consumer] = entryTime(p[0].ID)
+		}
+	}
+	return out, nil
+}
+
+// entryTime is when a stream entry ID was generated.
+func entryTime(id string) time.Time {
+	ms, _, _ := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
 }
 
 // topicCharts serves the charts alone, for the topic page's script to
