@@ -138,9 +138,9 @@ type topicData struct {
 	// OldestPending is, per group and consumer, when the consumer's oldest
 	// pending entry entered the stream.
 	OldestPending map[string]map[string]time.Time
-	Charts  []chart
-	Delayed []delayedSection
-	Memory  int64
+	Charts        []chart
+	Delayed       []delayedSection
+	Memory        int64
 }
 
 type delayedSection struct {

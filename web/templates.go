@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/redrive-go/redrive/admin"
 	"github.com/redrive-go/redrive/internal/humanize"
 )
 
@@ -31,15 +32,18 @@ func parsePages() (map[string]*template.Template, error) {
 }
 
 var templateFuncs = template.FuncMap{
-	"ago":    ago,
-	"until":  until,
-	"dur":    humanize.Duration,
-	"bytes":  humanize.Bytes,
-	"num":    num,
-	"stamp":  stamp,
-	"trunc":  trunc,
-	"at":     func(t, now time.Time) timeAt { return timeAt{T: t, Now: now} },
-	"int64":  func(n int) int64 { return int64(n) },
+	"ago":   ago,
+	"until": until,
+	"dur":   humanize.Duration,
+	"bytes": humanize.Bytes,
+	"num":   num,
+	"stamp": stamp,
+	"trunc": trunc,
+	"at":    func(t, now time.Time) timeAt { return timeAt{T: t, Now: now} },
+	"int64": func(n int) int64 { return int64(n) },
+	"delayed": func(p page, set admin.DelayedSet, msgs []admin.DelayedMessage) delayedTable {
+		return delayedTable{Page: p, Set: set, Messages: msgs}
+	},
 	"isText": utf8.Valid,
 	"text":   func(b []byte) string { return string(b) },
 	"hexdump": func(b []byte) string {
@@ -54,6 +58,13 @@ var templateFuncs = template.FuncMap{
 		}
 		return sb.String()
 	},
+}
+
+// delayedTable is the argument of the "delayed-table" template.
+type delayedTable struct {
+	Page     page
+	Set      admin.DelayedSet
+	Messages []admin.DelayedMessage
 }
 
 // timeAt is a time with the page's now, for the "time" and "due"
