@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/admin"
 	"github.com/redrive-go/redrive/internal/consoleseed"
 	"github.com/redrive-go/redrive/internal/redistest"
 )
@@ -90,6 +91,31 @@ func TestPages(t *testing.T) {
 	}
 }
 
+// The embedded assets are served with their types, under the prefix.
+func TestAssets(t *testing.T) {
+	t.Parallel()
+	c := newConsole(t, nil)
+	for path, typ := range map[string]string{"/assets/style.css": "text/css", "/assets/app.js": "javascript", "/assets/icon.svg": "image/svg+xml"} {
+		resp, err := c.http.Get(c.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Type"), typ) {
+			t.Errorf("GET %s = %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, c.base+"/assets/app.js", nil)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /assets/app.js = %d, want 405", resp.StatusCode)
+	}
+}
+
 // The poison list pages by stream ID, newest first by default.
 func TestPoisonPaging(t *testing.T) {
 	t.Parallel()
@@ -146,6 +172,7 @@ func TestBadInput(t *testing.T) {
 		{"/job?id=nope", 404, "no action"},
 		{"/job/status?id=nope", 404, "no action"},
 		{"/assets/nope.js", 404, ""},
+		{"/topic/charts", 400, "parameter is missing"},
 	} {
 		status, body := c.get(tc.path)
 		if status != tc.status || !strings.Contains(body, tc.want) {
@@ -448,5 +475,38 @@ func TestRedisDown(t *testing.T) {
 		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "Redis did not answer") {
 			t.Errorf("GET %s with Redis down = %d:\n%s", path, rec.Code, rec.Body.String())
 		}
+	}
+}
+
+// A bulk action runs in the background and reports its progress, batch by
+// batch, to its page's status.
+func TestBulkProgress(t *testing.T) {
+	t.Parallel()
+	c := newConsole(t, func(cfg *Config) {
+		adm, err := admin.NewAdmin(admin.Config{Client: cfg.Client, BatchSize: 50}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Admin = adm
+	})
+	stream := c.seed.DeadLetters
+	pipe := c.client.Pipeline()
+	for range 497 {
+		fields, _, err := consoleseed.PoisonFields(consoleseed.Poison{Topic: "t", Reason: "r"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pipe.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, Values: fields})
+	}
+	if _, err := pipe.Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := c.post("/poison/run", url.Values{"csrf": {c.token()}, "stream": {stream}, "op": {"purge"}, "scope": {"filter"}})
+	v := c.waitJob(resp)
+	if v.Error != "" || v.Percent != 100 || v.Progress.Total != 500 || v.Progress.Scanned != 500 || v.Progress.Done != 500 {
+		t.Fatalf("job = %+v", v)
+	}
+	if v.Summary != "Purged 500 of 500 matching messages." {
+		t.Errorf("summary = %q", v.Summary)
 	}
 }

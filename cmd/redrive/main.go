@@ -174,6 +174,10 @@ func (a *app) help(topic []string) error {
 		fmt.Fprint(a.stdout, topUsage)
 		return errHelp
 	case 1:
+		if topic[0] == "web" {
+			fmt.Fprint(a.stdout, webUsage)
+			return errHelp
+		}
 		if _, ok := commands[topic[0]]; ok {
 			fmt.Fprint(a.stdout, groupUsage(topic[0]))
 			return errHelp

@@ -158,7 +158,12 @@ func TestWebCommandLine(t *testing.T) {
 			t.Errorf("redrive %v: exit %d, stderr %q; want %d with %q", tc.args, r.code, r.stderr, exitUsage, tc.want)
 		}
 	}
-	if out := ok(t, "web", "--help"); !strings.Contains(out, "--read-only") || !strings.Contains(out, basicAuthEnv) {
-		t.Errorf("web --help:\n%s", out)
+	for _, args := range [][]string{{"web", "--help"}, {"help", "web"}} {
+		if out := ok(t, args...); !strings.Contains(out, "--read-only") || !strings.Contains(out, basicAuthEnv) {
+			t.Errorf("redrive %v:\n%s", args, out)
+		}
+	}
+	if out := ok(t, "--help"); !strings.Contains(out, "topic list") || !strings.Contains(out, "web [--listen ADDR]") {
+		t.Errorf("redrive --help does not list topic list and web:\n%s", out)
 	}
 }
