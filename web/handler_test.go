@@ -234,6 +234,8 @@ func TestEscaping(t *testing.T) {
 	c := newConsole(t, nil)
 	s := c.seed
 	for _, path := range []string{
+		"/",
+		"/topic?name=" + q(s.HostileTopic),
 		"/poison?stream=" + q(s.OrdersPoison),
 		"/message?stream=" + q(s.OrdersPoison) + "&id=" + s.HostileID + "&payload=1",
 	} {
@@ -246,7 +248,7 @@ func TestEscaping(t *testing.T) {
 				t.Errorf("GET %s: page holds raw %q", path, raw)
 			}
 		}
-		if !strings.Contains(body, "&lt;script&gt;window.__redriveXSS=1&lt;/script&gt;") {
+		if !strings.Contains(body, "&lt;script&gt;window.__redriveXSS=1&lt;/script&gt;") && !strings.Contains(body, "&lt;img src=x") {
 			t.Errorf("GET %s: the hostile text is not shown escaped", path)
 		}
 	}

@@ -33,7 +33,7 @@ func TestTopicList(t *testing.T) {
 	s := seedConsole(t)
 	var topics []admin.TopicSummary
 	okJSON(t, &topics, "topic", "list", "--match", s.Prefix+"*")
-	if len(topics) != 4 || topics[0].Topic != s.DeadLetters || topics[2].Topic != s.Orders {
+	if len(topics) != 5 || topics[0].Topic != s.DeadLetters || topics[2].Topic != s.Orders {
 		t.Fatalf("topic list --json = %+v", topics)
 	}
 	if o := topics[2]; o.Groups != 2 || o.Poisoned != 6 || o.Delayed != 3 || o.RetriesWaiting != 4 {

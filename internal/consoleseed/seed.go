@@ -105,6 +105,8 @@ type Seeded struct {
 	// Payments is healthy; Emails has no group; DeadLetters is a poison
 	// topic.
 	Payments, Emails, DeadLetters string
+	// HostileTopic has a hostile name and a consumer group named ScriptXSS.
+	HostileTopic string
 	// OrdersPoison is the poison stream of Orders, and OrdersPoisonIDs its
 	// entries; HostileID is the one whose payload and metadata are hostile.
 	OrdersPoison    string
@@ -120,16 +122,17 @@ type Seeded struct {
 func Seed(ctx context.Context, client redis.UniversalClient, prefix string) (Seeded, error) {
 	s := Seeded{
 		Prefix: prefix, Orders: prefix + "orders", Payments: prefix + "payments",
-		Emails: prefix + "emails", DeadLetters: prefix + "dead-letters",
+		Emails: prefix + "emails", DeadLetters: prefix + "dead-letters", HostileTopic: prefix + "zz" + ImgXSS,
 	}
 	ok := redrive.KeysFor(s.Orders)
 	pk := redrive.KeysFor(s.Payments)
 	s.OrdersPoison = ok.Poison
 	s.Keys = []string{s.Orders, s.Payments, s.Emails, s.DeadLetters, ok.Poison, ok.Delayed,
 		ok.GroupRetry("billing"), ok.GroupRetryDelayed("billing"), ok.GroupRetry("shipping"), ok.GroupRetryDelayed("shipping"),
-		pk.GroupRetry("charge-card"), pk.GroupRetryDelayed("charge-card"), pk.Poison, pk.Delayed}
+		pk.GroupRetry("charge-card"), pk.GroupRetryDelayed("charge-card"), pk.Poison, pk.Delayed,
+		s.HostileTopic, redrive.KeysFor(s.HostileTopic).GroupRetry(ScriptXSS)}
 
-	for _, g := range []struct{ topic, group string }{{s.Orders, "billing"}, {s.Orders, "shipping"}, {s.Payments, "charge-card"}} {
+	for _, g := range []struct{ topic, group string }{{s.Orders, "billing"}, {s.Orders, "shipping"}, {s.Payments, "charge-card"}, {s.HostileTopic, ScriptXSS}} {
 		for _, stream := range []string{g.topic, redrive.KeysFor(g.topic).GroupRetry(g.group)} {
 			if err := client.XGroupCreateMkStream(ctx, stream, g.group, "0").Err(); err != nil {
 				return s, fmt.Errorf("create group %s on %s: %w", g.group, stream, err)
@@ -152,6 +155,9 @@ func Seed(ctx context.Context, client redis.UniversalClient, prefix string) (See
 		return s, err
 	}
 	if err := publish(s.Payments, 12, func(i int) string { return fmt.Sprintf(`{"payment":%d}`, i) }); err != nil {
+		return s, err
+	}
+	if err := publish(s.HostileTopic, 1, func(int) string { return ScriptXSS }); err != nil {
 		return s, err
 	}
 	if err := publish(s.Emails, 5, func(i int) string { return fmt.Sprintf(`{"to":"user%d@example.com"}`, i) }); err != nil {

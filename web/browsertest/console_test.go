@@ -274,4 +274,15 @@ func TestHostileContentIsText(t *testing.T) {
 	}
 	do(t, ctx, "overview", chromedp.Navigate(c.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#topics")))
 	noScriptRan("overview")
+	if names := get(t, ctx, "topic names", chromedp.Evaluate[[]string](`[...document.querySelectorAll("td.name a")].map(a => a.textContent)`)); !contains(names, s.HostileTopic) {
+		t.Errorf("overview does not show the hostile topic name as text: %q", names)
+	}
+	click(t, ctx, "td.name a", s.HostileTopic)
+	if h := text(t, ctx, "h1"); h != s.HostileTopic {
+		t.Errorf("hostile topic page title = %q", h)
+	}
+	if g := text(t, ctx, ".group h3"); g != consoleseed.ScriptXSS {
+		t.Errorf("hostile group shows as %q", g)
+	}
+	noScriptRan("hostile topic page")
 }

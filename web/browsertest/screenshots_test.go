@@ -46,6 +46,7 @@ func TestScreenshots(t *testing.T) {
 	defer pub.Close()
 	// The hostile entry is for the escaping tests, not for the README.
 	client.XDel(context.Background(), s.OrdersPoison, s.HostileID)
+	client.Del(context.Background(), s.HostileTopic)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
