@@ -110,14 +110,7 @@ func TestOperatorFlow(t *testing.T) {
 
 	// Requeue it: the dry run shows one, the confirm does it, and billing
 	// handles it.
-	click(t, ctx, `button[value="requeue"]`, "")
-	if sum := text(t, ctx, "#preview-summary"); !strings.Contains(sum, "Would requeue 1 of 1") {
-		t.Fatalf("requeue preview = %q", sum)
-	}
-	click(t, ctx, "#confirm", "")
-	if sum := text(t, ctx, "#job-summary"); sum != "Requeued 1 of 1 matching messages." {
-		t.Fatalf("requeue result = %q", sum)
-	}
+	confirmAction(t, ctx, `button[value="requeue"]`, "Would requeue 1 of 1", "Requeued 1 of 1 matching messages.")
 	uuid := s.OrdersPoisonUUIDs[0]
 	redistest.WaitFor(t, waitTimeout, func() bool {
 		mu.Lock()
@@ -128,14 +121,7 @@ func TestOperatorFlow(t *testing.T) {
 	// Purge another.
 	do(t, ctx, "open message 2", chromedp.Navigate(c.URL+"/message?stream="+url.QueryEscape(s.OrdersPoison)+"&id="+s.OrdersPoisonIDs[1]),
 		chromedp.WaitVisible(chromedp.CSS(".timeline")))
-	click(t, ctx, `button[value="purge"]`, "")
-	if sum := text(t, ctx, "#preview-summary"); !strings.Contains(sum, "Would purge 1 of 1") {
-		t.Fatalf("purge preview = %q", sum)
-	}
-	click(t, ctx, "#confirm", "")
-	if sum := text(t, ctx, "#job-summary"); sum != "Purged 1 of 1 matching messages." {
-		t.Fatalf("purge result = %q", sum)
-	}
+	confirmAction(t, ctx, `button[value="purge"]`, "Would purge 1 of 1", "Purged 1 of 1 matching messages.")
 	if left := client.XRange(context.Background(), s.OrdersPoison, s.OrdersPoisonIDs[1], s.OrdersPoisonIDs[1]).Val(); len(left) != 0 {
 		t.Fatalf("purged entry still there")
 	}
@@ -143,16 +129,23 @@ func TestOperatorFlow(t *testing.T) {
 	// Run a delayed message now.
 	delayed := redrive.KeysFor(s.Orders).Delayed
 	do(t, ctx, "open topic", chromedp.Navigate(c.URL+"/topic?name="+url.QueryEscape(s.Orders)), chromedp.WaitVisible(chromedp.CSS(".delayed-set")))
-	click(t, ctx, ".delayed-set td.actions button", "")
-	if sum := text(t, ctx, "#preview-summary"); !strings.Contains(sum, "Would move delayed message") {
-		t.Fatalf("run-now preview = %q", sum)
-	}
-	click(t, ctx, "#confirm", "")
-	if sum := text(t, ctx, "#job-summary"); sum != "Moved 1 delayed messages into "+s.Orders+"." {
-		t.Fatalf("run-now result = %q", sum)
-	}
+	confirmAction(t, ctx, ".delayed-set td.actions button", "Would move delayed message", "Moved 1 delayed messages into "+s.Orders+".")
 	if n := client.ZCard(context.Background(), delayed).Val(); n != 2 {
 		t.Fatalf("delayed set holds %d, want 2", n)
+	}
+}
+
+// confirmAction clicks an action's button, checks its dry run, confirms,
+// and checks the result its progress page ends with.
+func confirmAction(t *testing.T, ctx context.Context, button, wantPreview, wantResult string) {
+	t.Helper()
+	click(t, ctx, button, "")
+	if sum := text(t, ctx, "#preview-summary"); !strings.Contains(sum, wantPreview) {
+		t.Fatalf("%s: preview = %q, want %q", button, sum, wantPreview)
+	}
+	click(t, ctx, "#confirm", "")
+	if sum := text(t, ctx, "#job-summary"); sum != wantResult {
+		t.Fatalf("%s: result = %q, want %q", button, sum, wantResult)
 	}
 }
 
