@@ -512,3 +512,34 @@ func TestBulkProgress(t *testing.T) {
 		t.Errorf("summary = %q", v.Summary)
 	}
 }
+
+// On a Redis Cluster the pages read every master, and each topic on its own
+// node.
+func TestClusterPages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cluster := redistest.StartCluster(t, redistest.ClusterOptions{ReplicasPerMaster: -1})
+	client := cluster.Client(t)
+	s, err := consoleseed.Seed(ctx, client, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHandler(Config{Client: client, SampleInterval: 50 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.(*Handler).Close()
+	for path, want := range map[string]string{
+		"/":                                   s.Payments,
+		"/topic?name=" + q(s.Orders):          "billing-7f9c",
+		"/poison?stream=" + q(s.OrdersPoison): "card declined",
+		"/poison?stream=" + q(s.DeadLetters):  "ledger write conflict",
+		"/message?stream=" + q(s.OrdersPoison) + "&id=" + s.OrdersPoisonIDs[0]: "Attempt 5",
+	} {
+		rec := httptestRecorder(h, http.MethodGet, path)
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("GET %s on a cluster = %d, want 200 with %q:\n%.600s", path, rec.Code, want, rec.Body.String())
+		}
+	}
+	redistest.WaitFor(t, 30*time.Second, func() bool { return len(h.(*Handler).sampler.history(s.Orders)) >= 2 }, "samples of %s on the cluster", s.Orders)
+}
