@@ -7,8 +7,13 @@ import (
 	"github.com/redrive-go/redrive/admin"
 )
 
-// poisonPageRows is the page size of the poison list.
-const poisonPageRows = 50
+// Poison list paging: a page shows up to poisonPageRows messages and reads
+// at most poisonPageMaxScan entries to find them, so that a filter that
+// rarely matches still answers fast (with a link to read on).
+const (
+	poisonPageRows    = 50
+	poisonPageMaxScan = 5000
+)
 
 type poisonData struct {
 	Stream string
@@ -59,7 +64,7 @@ func (h *Handler) poisonList(w http.ResponseWriter, r *http.Request, p page) err
 	}
 	oldest := order == "oldest"
 	pg, err := h.admin.PagePoisoned(r.Context(), stream, admin.PagePoisonedOptions{
-		Filter: f.selector(), Handler: f.Handler, NewestFirst: !oldest, Cursor: cursor, Limit: poisonPageRows,
+		Filter: f.selector(), Handler: f.Handler, NewestFirst: !oldest, Cursor: cursor, Limit: poisonPageRows, MaxScan: poisonPageMaxScan,
 	})
 	if err != nil {
 		return err
