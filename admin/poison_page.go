@@ -34,6 +34,10 @@ type PagePoisonedOptions struct {
 	// Cursor continues a listing after (or, newest first, before) this
 	// entry ID: PoisonPage.Next of the previous page.
 	Cursor string
+	// Until, when set, is the newest entry ID the listing may reach, so
+	// that a bulk action paging through a stream stops at the entries that
+	// were there when it started.
+	Until string
 	// Limit is the most messages on a page. Default DefaultPoisonPageLimit.
 	Limit int
 	// MaxScan is the most entries read for one page. Default
@@ -71,6 +75,9 @@ func (a *Admin) PagePoisoned(ctx context.Context, poisonStream string, opts Page
 	if opts.Cursor != "" && !validEntryID(opts.Cursor) {
 		return PoisonPage{}, fmt.Errorf("redrive/admin: cursor %q is not a stream entry ID", opts.Cursor)
 	}
+	if opts.Until != "" && !validEntryID(opts.Until) {
+		return PoisonPage{}, fmt.Errorf("redrive/admin: Until %q is not a stream entry ID", opts.Until)
+	}
 	if opts.Limit <= 0 {
 		opts.Limit = DefaultPoisonPageLimit
 	}
@@ -87,6 +94,9 @@ func (a *Admin) PagePoisoned(ctx context.Context, poisonStream string, opts Page
 	newestAllowed := "+"
 	if sel.OlderThan > 0 {
 		newestAllowed = strconv.FormatInt(now.Add(-sel.OlderThan).UnixMilli(), 10) + "-18446744073709551615"
+	}
+	if opts.Until != "" && (newestAllowed == "+" || compareIDs(opts.Until, newestAllowed) < 0) {
+		newestAllowed = opts.Until
 	}
 	lo, hi := "-", newestAllowed
 	if opts.Cursor != "" {
@@ -133,26 +143,4 @@ func (a *Admin) PagePoisoned(ctx context.Context, poisonStream string, opts Page
 		}
 	}
 	return page, nil
-}
-
-// PoisonedIDs returns the IDs of every entry of poisonStream that the filter
-// and handler choose (as PagePoisoned does), oldest first, reading the stream
-// in pages. A bulk action on a handler, which Selector cannot express, passes
-// these IDs to RequeuePoisoned or PurgePoisoned.
-func (a *Admin) PoisonedIDs(ctx context.Context, poisonStream string, filter Selector, handler string) ([]string, error) {
-	ids := []string{}
-	opts := PagePoisonedOptions{Filter: filter, Handler: handler, Limit: DefaultPoisonPageMaxScan}
-	for {
-		page, err := a.PagePoisoned(ctx, poisonStream, opts)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range page.Messages {
-			ids = append(ids, m.ID)
-		}
-		if page.Next == "" {
-			return ids, nil
-		}
-		opts.Cursor = page.Next
-	}
 }

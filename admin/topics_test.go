@@ -205,8 +205,12 @@ func TestPagePoisoned(t *testing.T) {
 	if page.Scanned != 6 || len(page.Messages) != 2 || page.Next != all[5] {
 		t.Errorf("MaxScan 6: scanned %d, %d messages, next %q; want 6, 2, %q", page.Scanned, len(page.Messages), page.Next, all[5])
 	}
-	if got, err := a.PoisonedIDs(ctx, stream, Selector{ReasonContains: "MAX"}, "billing"); err != nil || !slices.Equal(got, billing) {
-		t.Errorf("PoisonedIDs = %q, %v; want %q", got, err, billing)
+	// Until bounds the listing, in both directions.
+	if got, _ := collect(PagePoisonedOptions{Filter: Selector{ReasonContains: "MAX"}, Handler: "billing", Until: all[10], Limit: 1}); !slices.Equal(got, billing[:3]) {
+		t.Errorf("Until %s: %q, want %q", all[10], got, billing[:3])
+	}
+	if got, _ := collect(PagePoisonedOptions{Until: all[3], NewestFirst: true}); !slices.Equal(got, []string{all[3], all[2], all[1], all[0]}) {
+		t.Errorf("Until, newest first: %q", got)
 	}
 	// Every entry was poisoned in 1970, so the age filter keeps them all;
 	// a reason that matches nothing keeps none.

@@ -66,47 +66,94 @@ func readPoisonAction(h *Handler, r *http.Request) (poisonAction, error) {
 	return a, nil
 }
 
-// selector resolves the action to an admin.Selector. A handler filter,
-// which Selector cannot express, becomes the IDs it matches.
-func (h *Handler) selector(ctx context.Context, a poisonAction) (admin.Selector, error) {
+// poisonChunkSize is how many messages one step of a requeue or purge
+// handles. Each step's outcomes are summed and dropped, so a bulk action
+// holds a bounded amount in memory on a stream of any size.
+const poisonChunkSize = 1000
+
+// poisonChunks calls fn with the IDs the action chooses, a chunk at a time,
+// oldest first, and scanned with the entries read so far out of total. A
+// filter reaches only the entries present when it starts, so a message
+// poisoned again meanwhile is not handled twice.
+func (h *Handler) poisonChunks(ctx context.Context, a poisonAction, fn func(ids []string, scanned, total int) error) error {
 	if a.Scope != "filter" {
-		return admin.Selector{IDs: a.IDs}, nil
+		return fn(a.IDs, len(a.IDs), len(a.IDs))
 	}
-	sel := a.Filter.selector()
-	if a.Filter.Handler != "" {
-		ids, err := h.admin.PoisonedIDs(ctx, a.Stream, sel, a.Filter.Handler)
+	last, err := h.config.Client.XRevRangeN(ctx, a.Stream, "+", "-", 1).Result()
+	if err != nil {
+		return err
+	}
+	if len(last) == 0 {
+		return nil
+	}
+	opts := admin.PagePoisonedOptions{Filter: a.Filter.selector(), Handler: a.Filter.Handler, Until: last[0].ID,
+		Limit: poisonChunkSize, MaxScan: poisonChunkSize}
+	scanned := 0
+	for {
+		page, err := h.admin.PagePoisoned(ctx, a.Stream, opts)
 		if err != nil {
-			return sel, err
+			return err
 		}
-		return admin.Selector{IDs: ids}, nil
+		scanned += page.Scanned
+		ids := make([]string, len(page.Messages))
+		for i, m := range page.Messages {
+			ids[i] = m.ID
+		}
+		if err := fn(ids, scanned, max(scanned, int(page.Total))); err != nil {
+			return err
+		}
+		if page.Next == "" {
+			return nil
+		}
+		opts.Cursor = page.Next
 	}
-	sel.All = true
-	return sel, nil
 }
 
-// run performs the action (or its dry run).
+// runPoisonAction performs the action (or its dry run) chunk by chunk with
+// the admin operations, summing what they did.
 func (h *Handler) runPoisonAction(ctx context.Context, a poisonAction, dryRun bool, progress admin.ProgressFunc) (outcomeSummary, error) {
-	sel, err := h.selector(ctx, a)
-	if err != nil {
-		return outcomeSummary{}, err
-	}
-	if len(sel.IDs) == 0 && !sel.All {
-		return outcomeSummary{}, nil // a handler filter matching nothing
-	}
-	if a.Op == "purge" {
-		res, err := h.admin.PurgePoisoned(ctx, a.Stream, sel, admin.PurgeOptions{DryRun: dryRun, Progress: progress})
-		return outcomeSummary{Matched: res.Matched, Done: res.Purged, Gone: res.Gone, Failed: res.Failed,
-			NotFound: len(res.NotFound), Outcomes: res.Messages}, err
-	}
-	res, err := h.admin.RequeuePoisoned(ctx, a.Stream, sel, admin.RequeueOptions{DryRun: dryRun, Progress: progress})
-	return outcomeSummary{Matched: res.Matched, Done: res.Requeued, Skipped: res.Skipped, Gone: res.Gone,
-		Failed: res.Failed, NotFound: len(res.NotFound), Outcomes: res.Messages}, err
+	var sum outcomeSummary
+	err := h.poisonChunks(ctx, a, func(ids []string, scanned, total int) error {
+		var err error
+		if len(ids) > 0 {
+			var s outcomeSummary
+			sel := admin.Selector{IDs: ids}
+			if a.Op == "purge" {
+				res, perr := h.admin.PurgePoisoned(ctx, a.Stream, sel, admin.PurgeOptions{DryRun: dryRun})
+				s, err = outcomeSummary{Matched: res.Matched, Done: res.Purged, Gone: res.Gone, Failed: res.Failed,
+					NotFound: len(res.NotFound), Outcomes: res.Messages}, perr
+			} else {
+				res, rerr := h.admin.RequeuePoisoned(ctx, a.Stream, sel, admin.RequeueOptions{DryRun: dryRun})
+				s, err = outcomeSummary{Matched: res.Matched, Done: res.Requeued, Skipped: res.Skipped, Gone: res.Gone,
+					Failed: res.Failed, NotFound: len(res.NotFound), Outcomes: res.Messages}, rerr
+			}
+			sum.add(s)
+		}
+		if progress != nil {
+			progress(admin.Progress{Total: total, Scanned: scanned, Matched: sum.Matched, Done: sum.Done, Skipped: sum.Skipped})
+		}
+		return err
+	})
+	return sum, err
 }
 
 // outcomeSummary is what a requeue or purge did, whichever it was.
 type outcomeSummary struct {
 	Matched, Done, Skipped, Gone, Failed, NotFound int
-	Outcomes                                       []admin.Outcome
+	// Outcomes are the first previewRows outcomes.
+	Outcomes []admin.Outcome
+}
+
+func (s *outcomeSummary) add(o outcomeSummary) {
+	s.Matched += o.Matched
+	s.Done += o.Done
+	s.Skipped += o.Skipped
+	s.Gone += o.Gone
+	s.Failed += o.Failed
+	s.NotFound += o.NotFound
+	if room := previewRows - len(s.Outcomes); room > 0 {
+		s.Outcomes = append(s.Outcomes, o.Outcomes[:min(room, len(o.Outcomes))]...)
+	}
 }
 
 func (s outcomeSummary) String(verb string, dryRun bool) string {
@@ -156,8 +203,8 @@ func (h *Handler) poisonPreview(w http.ResponseWriter, r *http.Request, p page) 
 	if a.Scope == "one" {
 		d.Cancel = "/message?stream=" + url.QueryEscape(a.Stream) + "&id=" + url.QueryEscape(a.IDs[0])
 	}
-	d.Outcomes = s.Outcomes[:min(previewRows, len(s.Outcomes))]
-	d.More = len(s.Outcomes) - len(d.Outcomes)
+	d.Outcomes = s.Outcomes
+	d.More = s.Matched - len(s.Outcomes)
 	p.Title, p.Nav, p.Data = d.Title, "poison", d
 	h.render(w, r, http.StatusOK, "preview", p)
 	return nil

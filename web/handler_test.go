@@ -493,7 +493,8 @@ func TestBulkProgress(t *testing.T) {
 	})
 	stream := c.seed.DeadLetters
 	pipe := c.client.Pipeline()
-	for range 497 {
+	// Three chunks of poisonChunkSize, the last one partial.
+	for range 2*poisonChunkSize + 497 {
 		fields, _, err := consoleseed.PoisonFields(consoleseed.Poison{Topic: "t", Reason: "r"})
 		if err != nil {
 			t.Fatal(err)
@@ -503,12 +504,17 @@ func TestBulkProgress(t *testing.T) {
 	if _, err := pipe.Exec(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	resp, _ := c.post("/poison/run", url.Values{"csrf": {c.token()}, "stream": {stream}, "op": {"purge"}, "scope": {"filter"}})
+	form := url.Values{"csrf": {c.token()}, "stream": {stream}, "op": {"purge"}, "scope": {"filter"}}
+	if resp, body := c.post("/poison/preview", form); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Would purge 2500 of 2500 matching messages.") ||
+		!strings.Contains(body, "… and 2480 more.") {
+		t.Fatalf("preview = %d:\n%s", resp.StatusCode, body)
+	}
+	resp, _ := c.post("/poison/run", form)
 	v := c.waitJob(resp)
-	if v.Error != "" || v.Percent != 100 || v.Progress.Total != 500 || v.Progress.Scanned != 500 || v.Progress.Done != 500 {
+	if v.Error != "" || v.Percent != 100 || v.Progress.Total != 2500 || v.Progress.Scanned != 2500 || v.Progress.Done != 2500 {
 		t.Fatalf("job = %+v", v)
 	}
-	if v.Summary != "Purged 500 of 500 matching messages." {
+	if v.Summary != "Purged 2500 of 2500 matching messages." {
 		t.Errorf("summary = %q", v.Summary)
 	}
 }
