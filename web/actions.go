@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/redrive-go/redrive/admin"
 )
@@ -186,28 +187,51 @@ type previewData struct {
 	Cancel  string
 }
 
+// poisonPreview shows the dry run of an action. A selection is small and
+// answers at once; a filter may cover a huge stream, so its dry run runs in
+// the background with a progress bar, and its page ends with the preview.
 func (h *Handler) poisonPreview(w http.ResponseWriter, r *http.Request, p page) error {
 	a, err := readPoisonAction(h, r)
 	if err != nil {
 		return err
 	}
+	if a.Scope == "filter" {
+		j := h.jobs.start("Dry run: "+strings.ToLower(a.Verb())+" poisoned messages of "+a.Stream, "/poison?stream="+url.QueryEscape(a.Stream),
+			func(ctx context.Context, progress admin.ProgressFunc) (jobResult, error) {
+				d, err := h.poisonDryRun(ctx, a, progress)
+				if err != nil {
+					return jobResult{}, err
+				}
+				return jobResult{Summary: d.Summary, Preview: &d}, nil
+			})
+		http.Redirect(w, r, p.Base+"/job?id="+j.ID, http.StatusSeeOther)
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.config.ActionTimeout)
 	defer cancel()
-	s, err := h.runPoisonAction(ctx, a, true, nil)
+	d, err := h.poisonDryRun(ctx, a, nil)
 	if err != nil {
 		return err
 	}
-	verb := map[string]string{"requeue": "requeue", "purge": "purge"}[a.Op]
-	d := previewData{Kind: "poison", Title: a.Verb() + " poisoned messages", Summary: s.String(verb, true),
-		Count: s.Done, Poison: a, Cancel: "/poison?stream=" + url.QueryEscape(a.Stream)}
+	p.Title, p.Nav, p.Data = d.Title, "poison", &d
+	h.render(w, r, http.StatusOK, "preview", p)
+	return nil
+}
+
+// poisonDryRun runs the action as a dry run and describes it for the
+// preview.
+func (h *Handler) poisonDryRun(ctx context.Context, a poisonAction, progress admin.ProgressFunc) (previewData, error) {
+	s, err := h.runPoisonAction(ctx, a, true, progress)
+	if err != nil {
+		return previewData{}, err
+	}
+	d := previewData{Kind: "poison", Title: a.Verb() + " poisoned messages", Summary: s.String(strings.ToLower(a.Verb()), true),
+		Count: s.Done, Poison: a, Cancel: "/poison?stream=" + url.QueryEscape(a.Stream),
+		Outcomes: s.Outcomes, More: s.Matched - len(s.Outcomes)}
 	if a.Scope == "one" {
 		d.Cancel = "/message?stream=" + url.QueryEscape(a.Stream) + "&id=" + url.QueryEscape(a.IDs[0])
 	}
-	d.Outcomes = s.Outcomes
-	d.More = s.Matched - len(s.Outcomes)
-	p.Title, p.Nav, p.Data = d.Title, "poison", d
-	h.render(w, r, http.StatusOK, "preview", p)
-	return nil
+	return d, nil
 }
 
 func (h *Handler) poisonRun(w http.ResponseWriter, r *http.Request, p page) error {
@@ -217,9 +241,9 @@ func (h *Handler) poisonRun(w http.ResponseWriter, r *http.Request, p page) erro
 	}
 	verb := map[string]string{"requeue": "Requeued", "purge": "Purged"}[a.Op]
 	j := h.jobs.start(a.Verb()+" poisoned messages of "+a.Stream, "/poison?stream="+url.QueryEscape(a.Stream),
-		func(ctx context.Context, progress admin.ProgressFunc) (string, error) {
+		func(ctx context.Context, progress admin.ProgressFunc) (jobResult, error) {
 			s, err := h.runPoisonAction(ctx, a, false, progress)
-			return s.String(verb, false), err
+			return jobResult{Summary: s.String(verb, false)}, err
 		})
 	http.Redirect(w, r, p.Base+"/job?id="+j.ID, http.StatusSeeOther)
 	return nil
@@ -268,7 +292,7 @@ func (h *Handler) delayedPreview(w http.ResponseWriter, r *http.Request, p page)
 		d.Count = int(n)
 		d.Summary = fmt.Sprintf("Would move all %d waiting messages into %s now, ahead of their due time.", n, a.Set.Stream)
 	}
-	p.Title, p.Nav, p.Data = d.Title, "topic", d
+	p.Title, p.Nav, p.Data = d.Title, "topic", &d
 	h.render(w, r, http.StatusOK, "preview", p)
 	return nil
 }
@@ -283,14 +307,14 @@ func (h *Handler) delayedRun(w http.ResponseWriter, r *http.Request, p page) err
 		opts.IDs = []string{a.ID}
 	}
 	j := h.jobs.start("Run delayed messages of "+a.Set.Topic+" now", "/topic?name="+url.QueryEscape(a.Set.Topic),
-		func(ctx context.Context, progress admin.ProgressFunc) (string, error) {
+		func(ctx context.Context, progress admin.ProgressFunc) (jobResult, error) {
 			opts.Progress = progress
 			res, err := h.admin.RunDelayedNow(ctx, a.Set, opts)
 			s := fmt.Sprintf("Moved %d delayed messages into %s.", res.Moved, a.Set.Stream)
 			if res.Gone > 0 {
 				s += fmt.Sprintf(" %d were moved by a subscriber first.", res.Gone)
 			}
-			return s, err
+			return jobResult{Summary: s}, err
 		})
 	http.Redirect(w, r, p.Base+"/job?id="+j.ID, http.StatusSeeOther)
 	return nil

@@ -349,6 +349,23 @@ func (c *console) waitJob(resp *http.Response) jobView {
 	return v
 }
 
+// preview posts an action's form to its preview and returns the page with
+// the dry run: at once for a selection, after its progress page for a
+// filter.
+func (c *console) preview(path string, form url.Values) string {
+	c.t.Helper()
+	resp, body := c.post(path, form)
+	if resp.StatusCode == http.StatusOK {
+		return body
+	}
+	v := c.waitJob(resp)
+	if v.Error != "" {
+		c.t.Fatalf("dry run failed: %s", v.Error)
+	}
+	_, body = c.get("/job?id=" + v.ID)
+	return body
+}
+
 // Requeue, purge and run-now: a dry run shows the count and changes
 // nothing; the confirmed action runs in the background to completion.
 func TestActions(t *testing.T) {
@@ -361,14 +378,13 @@ func TestActions(t *testing.T) {
 
 	// Requeue all of billing's messages (a handler filter): 4 of 6.
 	form := url.Values{"csrf": {token}, "stream": {s.OrdersPoison}, "op": {"requeue"}, "scope": {"filter"}, "handler": {"billing"}}
-	resp, body := c.post("/poison/preview", form)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Would requeue 4 of 4 matching messages") {
-		t.Fatalf("preview = %d:\n%s", resp.StatusCode, body)
+	if body := c.preview("/poison/preview", form); !strings.Contains(body, "Would requeue 4 of 4 matching messages") || !strings.Contains(body, `id="confirm"`) {
+		t.Fatalf("preview:\n%s", body)
 	}
 	if n := c.client.XLen(ctx, s.OrdersPoison).Val(); n != 6 {
 		t.Fatalf("the dry run changed the poison stream: %d entries", n)
 	}
-	resp, _ = c.post("/poison/run", form)
+	resp, _ := c.post("/poison/run", form)
 	if v := c.waitJob(resp); v.Error != "" || v.Summary != "Requeued 4 of 4 matching messages." {
 		t.Fatalf("requeue job = %+v", v)
 	}
@@ -395,7 +411,7 @@ func TestActions(t *testing.T) {
 		t.Errorf("poison stream holds %d, want 0", n)
 	}
 	// The preview of a filter that matches nothing offers no confirm.
-	if _, body := c.post("/poison/preview", form); strings.Contains(body, `id="confirm"`) || !strings.Contains(body, "0 of 0") {
+	if body := c.preview("/poison/preview", form); strings.Contains(body, `id="confirm"`) || !strings.Contains(body, "0 of 0") {
 		t.Errorf("empty preview offers to confirm:\n%s", body)
 	}
 
@@ -505,9 +521,9 @@ func TestBulkProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	form := url.Values{"csrf": {c.token()}, "stream": {stream}, "op": {"purge"}, "scope": {"filter"}}
-	if resp, body := c.post("/poison/preview", form); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Would purge 2500 of 2500 matching messages.") ||
+	if body := c.preview("/poison/preview", form); !strings.Contains(body, "Would purge 2500 of 2500 matching messages.") ||
 		!strings.Contains(body, "… and 2480 more.") {
-		t.Fatalf("preview = %d:\n%s", resp.StatusCode, body)
+		t.Fatalf("preview:\n%s", body)
 	}
 	resp, _ := c.post("/poison/run", form)
 	v := c.waitJob(resp)

@@ -26,7 +26,16 @@ type job struct {
 	done     bool
 	finished time.Time
 	summary  string
+	preview  *previewData
 	err      string
+}
+
+// jobResult is what a job's work ends with.
+type jobResult struct {
+	// Summary is one line for people.
+	Summary string
+	// Preview, for a dry run, is the count and confirm form to show.
+	Preview *previewData
 }
 
 // jobView is a consistent copy of a job for a page or JSON.
@@ -40,6 +49,7 @@ type jobView struct {
 	Done     bool           `json:"done"`
 	Finished time.Time      `json:"finished,omitzero"`
 	Summary  string         `json:"summary,omitempty"`
+	Preview  *previewData   `json:"-"`
 	Error    string         `json:"error,omitempty"`
 }
 
@@ -47,7 +57,7 @@ func (j *job) view() jobView {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	v := jobView{ID: j.ID, Title: j.Title, Back: j.Back, Started: j.Started, Progress: j.progress,
-		Done: j.done, Finished: j.finished, Summary: j.summary, Error: j.err}
+		Done: j.done, Finished: j.finished, Summary: j.summary, Preview: j.preview, Error: j.err}
 	switch {
 	case j.done:
 		v.Percent = 100
@@ -76,8 +86,8 @@ func newJobs(timeout time.Duration) *jobs {
 }
 
 // start runs work in the background; work reports progress through its
-// callback and returns a one-line summary.
-func (js *jobs) start(title, back string, work func(ctx context.Context, progress admin.ProgressFunc) (string, error)) *job {
+// callback.
+func (js *jobs) start(title, back string, work func(ctx context.Context, progress admin.ProgressFunc) (jobResult, error)) *job {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	j := &job{ID: hex.EncodeToString(b), Title: title, Back: back, Started: time.Now()}
@@ -92,13 +102,13 @@ func (js *jobs) start(title, back string, work func(ctx context.Context, progres
 		defer js.wg.Done()
 		ctx, cancel := context.WithTimeout(js.ctx, js.timeout)
 		defer cancel()
-		summary, err := work(ctx, func(p admin.Progress) {
+		res, err := work(ctx, func(p admin.Progress) {
 			j.mu.Lock()
 			j.progress = p
 			j.mu.Unlock()
 		})
 		j.mu.Lock()
-		j.done, j.finished, j.summary = true, time.Now(), summary
+		j.done, j.finished, j.summary, j.preview = true, time.Now(), res.Summary, res.Preview
 		if err != nil {
 			j.err = err.Error()
 		}

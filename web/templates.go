@@ -32,15 +32,16 @@ func parsePages() (map[string]*template.Template, error) {
 }
 
 var templateFuncs = template.FuncMap{
-	"ago":   ago,
-	"until": until,
-	"dur":   humanize.Duration,
-	"bytes": humanize.Bytes,
-	"num":   num,
-	"stamp": stamp,
-	"trunc": trunc,
-	"at":    func(t, now time.Time) timeAt { return timeAt{T: t, Now: now} },
-	"int64": func(n int) int64 { return int64(n) },
+	"ago":     ago,
+	"until":   until,
+	"dur":     humanize.Duration,
+	"bytes":   humanize.Bytes,
+	"num":     num,
+	"stamp":   stamp,
+	"trunc":   trunc,
+	"at":      func(t, now time.Time) timeAt { return timeAt{T: t, Now: now} },
+	"int64":   func(n int) int64 { return int64(n) },
+	"preview": func(p page, d *previewData) previewArgs { return previewArgs{Page: p, D: d} },
 	"delayed": func(p page, set admin.DelayedSet, msgs []admin.DelayedMessage) delayedTable {
 		return delayedTable{Page: p, Set: set, Messages: msgs}
 	},
@@ -58,6 +59,12 @@ var templateFuncs = template.FuncMap{
 		}
 		return sb.String()
 	},
+}
+
+// previewArgs is the argument of the "preview-body" template.
+type previewArgs struct {
+	Page page
+	D    *previewData
 }
 
 // delayedTable is the argument of the "delayed-table" template.

@@ -126,6 +126,15 @@ func TestOperatorFlow(t *testing.T) {
 		t.Fatalf("purged entry still there")
 	}
 
+	// Purge all of shipping's messages through a filter: the dry run runs
+	// in the background and its page offers the confirm.
+	do(t, ctx, "filter poison list", chromedp.Navigate(c.URL+"/poison?stream="+url.QueryEscape(s.OrdersPoison)+"&handler=shipping"),
+		chromedp.WaitVisible(chromedp.CSS("form.bulk")))
+	confirmAction(t, ctx, `form.bulk button[value="purge"]`, "Would purge 2 of 2", "Purged 2 of 2 matching messages.")
+	if n := client.XLen(context.Background(), s.OrdersPoison).Val(); n != 2 {
+		t.Fatalf("poison stream holds %d, want 2 (6 less one requeued, one and two purged)", n)
+	}
+
 	// Run a delayed message now.
 	delayed := redrive.KeysFor(s.Orders).Delayed
 	do(t, ctx, "open topic", chromedp.Navigate(c.URL+"/topic?name="+url.QueryEscape(s.Orders)), chromedp.WaitVisible(chromedp.CSS(".delayed-set")))
