@@ -99,6 +99,15 @@ func TestScreenshots(t *testing.T) {
 			}
 		}
 	}
+	// The dry run of "requeue all", with its confirm.
+	do(t, ctx, "light", colorScheme("light"), chromedp.Navigate(c.URL+"/poison?stream="+url.QueryEscape(s.OrdersPoison)),
+		chromedp.WaitVisible(chromedp.CSS("form.bulk")))
+	click(t, ctx, `form.bulk button[value="requeue"]`, "")
+	do(t, ctx, "dry run", chromedp.WaitVisible(chromedp.CSS("#confirm")))
+	png := get(t, ctx, "screenshot dry run", chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(dir, "console-dry-run.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("screenshots in %s", dir)
 }
 
