@@ -565,3 +565,16 @@ func TestClusterPages(t *testing.T) {
 	}
 	redistest.WaitFor(t, 30*time.Second, func() bool { return len(h.(*Handler).sampler.history(s.Orders)) >= 2 }, "samples of %s on the cluster", s.Orders)
 }
+
+// A bug that panics in a page shows a plain 500 page, no stack trace.
+func TestPanicIsA500WithoutInternals(t *testing.T) {
+	t.Parallel()
+	c := newConsole(t, nil)
+	c.handler.routes["/boom"] = route{method: http.MethodGet, serve: func(*Handler, http.ResponseWriter, *http.Request, page) error {
+		panic("secret internal detail")
+	}}
+	status, body := c.get("/boom")
+	if status != http.StatusInternalServerError || strings.Contains(body, "secret") || strings.Contains(body, "goroutine") {
+		t.Errorf("panicking page = %d:\n%s", status, body)
+	}
+}
