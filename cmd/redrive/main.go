@@ -147,6 +147,9 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 	if group == "help" {
 		return a.help(rest[1:])
 	}
+	if group == "web" {
+		return a.runWeb(ctx, rest[1:])
+	}
 	cmds, ok := commands[group]
 	if !ok {
 		return usagef("", "unknown command %q", group)
@@ -174,6 +177,10 @@ func (a *app) help(topic []string) error {
 		fmt.Fprint(a.stdout, topUsage)
 		return errHelp
 	case 1:
+		if topic[0] == "web" {
+			fmt.Fprint(a.stdout, webUsage)
+			return errHelp
+		}
 		if _, ok := commands[topic[0]]; ok {
 			fmt.Fprint(a.stdout, groupUsage(topic[0]))
 			return errHelp
@@ -236,8 +243,7 @@ func (a *app) parseFlags(fs *flag.FlagSet, args []string, stopAtArg bool) ([]str
 
 // admin connects to Redis and returns an Admin and a closer.
 func (a *app) admin(ctx context.Context) (*admin.Admin, func(), error) {
-	spec := redisSpec(a.redisSpec, a.getenv)
-	client, err := connect(ctx, spec, a.cluster)
+	client, err := a.connect(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -31,6 +31,12 @@ func redisSpec(flagValue string, getenv func(string) string) string {
 // a clear message instead of hanging.
 const pingTimeout = 5 * time.Second
 
+// connect connects to the Redis of --redis, else $REDIS_URL, else
+// $REDIS_ADDR, else defaultRedis.
+func (a *app) connect(ctx context.Context) (redis.UniversalClient, error) {
+	return connect(ctx, redisSpec(a.redisSpec, a.getenv), a.cluster)
+}
+
 // connect makes a client from spec and checks that Redis answers. spec is
 //
 //	host:port                          one server

@@ -29,6 +29,8 @@ Usage:
   redrive [flags] <command> <subcommand> [arguments] [flags]
 
 Commands:
+  topic list [--match GLOB]               every topic with length, memory, groups,
+                                          lag, pending, delayed, retries, poisoned
   topic info <topic>                      stream, groups, pending, lag, consumers,
                                           delayed and poisoned messages of a topic,
                                           and what each group holds back from trimming
@@ -40,6 +42,7 @@ Commands:
   poison purge <poison-topic> SELECT      delete poisoned messages for good
   delayed list <topic>                    messages waiting for their due time
   delayed run-now <topic> (--id|--all)    deliver delayed messages now
+  web [--listen ADDR] [--read-only]       the web console (see "redrive web --help")
 
   help <command> [<subcommand>]           help for a command
 
