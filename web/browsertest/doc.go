@@ -5,7 +5,6 @@
 //
 //	go test -race -count=1 ./...
 //
-// The tests skip when no Chromium is installed (CHROMIUM_PATH, else
-// chromium or chromium-browser on PATH) unless REDRIVE_REQUIRE_BROWSER=1,
-// as CI sets it, turns the skip into a failure.
+// The tests need a Chromium (CHROMIUM_PATH, else chromium, chromium-browser
+// or google-chrome on PATH) and fail, naming what to install, without one.
 package browsertest
