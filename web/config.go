@@ -69,6 +69,11 @@ type Config struct {
 	// DefaultIdleGroupAfter.
 	IdleGroupAfter time.Duration
 
+	// RetainAcked is the retention window the topic page judges each
+	// group's hold on the stream against: set it to your subscribers'
+	// SubscriberConfig.RetainAcked. 0 means redrive.DefaultRetainAcked.
+	RetainAcked time.Duration
+
 	// CSRFKey signs the CSRF tokens. Give the same key to every replica
 	// behind one load balancer; default: a random key per handler.
 	CSRFKey []byte

@@ -578,3 +578,28 @@ func TestPanicIsA500WithoutInternals(t *testing.T) {
 		t.Errorf("panicking page = %d:\n%s", status, body)
 	}
 }
+
+// A group that has not read entries older than the retention window holds
+// them back from trimming; the topic page says so, judged against
+// Config.RetainAcked.
+func TestTopicPageShowsWhatAGroupHoldsBack(t *testing.T) {
+	t.Parallel()
+	const holdsBack = `class="holds-back"`
+	long := newConsole(t, nil) // the default window: the fresh seed holds nothing back yet
+	if _, body := long.get("/topic?name=" + q(long.seed.Orders)); strings.Contains(body, holdsBack) {
+		t.Errorf("with the default retention window a group is shown holding entries back")
+	}
+	short := newConsole(t, func(c *Config) { c.RetainAcked = time.Millisecond })
+	time.Sleep(5 * time.Millisecond) // every seeded entry is now past the window
+	status, body := short.get("/topic?name=" + q(short.seed.Orders))
+	if status != http.StatusOK {
+		t.Fatalf("GET topic = %d", status)
+	}
+	// shipping never read the topic: it holds back every entry.
+	if n := strings.Count(body, holdsBack); n < 1 {
+		t.Fatalf("no group shown holding entries back with a 1ms window")
+	}
+	if !strings.Contains(body, "Holds back") {
+		t.Errorf("topic page lacks the Holds back fact")
+	}
+}

@@ -193,7 +193,7 @@ func (h *Handler) topic(w http.ResponseWriter, r *http.Request, p page) error {
 	if err != nil {
 		return err
 	}
-	info, err := h.admin.TopicInfo(r.Context(), topic, admin.TopicInfoOptions{})
+	info, err := h.admin.TopicInfo(r.Context(), topic, admin.TopicInfoOptions{RetainAcked: h.config.RetainAcked})
 	if err != nil {
 		return err
 	}

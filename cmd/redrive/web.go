@@ -13,6 +13,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/web"
 )
 
@@ -39,6 +40,8 @@ Flags:
                     personal data; hidden by default)
   --match GLOB      only topics whose name matches GLOB
   --prefix PATH     serve under PATH (such as /redrive) instead of /
+  --retain AGE      the subscribers' RetainAcked, against which the topic page
+                    shows what each group holds back from trimming (default 10m)
 
 Examples:
   redrive web
@@ -54,6 +57,8 @@ func (a *app) runWeb(ctx context.Context, args []string) error {
 	showPayloads := fs.Bool("show-payloads", false, "")
 	match := fs.String("match", "", "")
 	prefix := fs.String("prefix", "", "")
+	retain := retainValue{d: redrive.DefaultRetainAcked}
+	fs.Var(&retain, "retain", "")
 	pos, err := a.parseFlags(fs, args, false)
 	if err != nil {
 		return err
@@ -81,6 +86,7 @@ func (a *app) runWeb(ctx context.Context, args []string) error {
 	logger := watermill.NewStdLoggerWithOut(a.stderr, false, false)
 	console, err := web.NewHandler(web.Config{
 		Client: client, ReadOnly: *readOnly, ShowPayloads: *showPayloads, TopicMatch: *match,
+		RetainAcked: retain.window(),
 	}, logger)
 	if err != nil {
 		return err
