@@ -116,6 +116,9 @@ func (c *claimer) claim(ctx context.Context, stream string, count int) ([]redis.
 		}
 		claimed = append(claimed, redis.XMessage{ID: id, Values: values})
 	}
+	if removed, _ := res[2].(int64); removed > 0 {
+		s.noteTrimmedAway(stream, int(removed))
+	}
 	exceededRaw, _ := res[1].([]interface{})
 	exceeded := make([]exceededEntry, 0, len(exceededRaw))
 	for _, raw := range exceededRaw {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -139,5 +140,11 @@ func (d *Delivery) Poison(ctx context.Context, msg *message.Message, poisonTopic
 		return fmt.Errorf("redrive: poison message %s: %w", msg.UUID, err)
 	}
 	d.entry.settled.Store(true)
+	if keys := KeysFor(s.topic); poisonTopic != keys.Poison {
+		// Only a hint for admin.TopicInfo: the message is safe already.
+		if err := s.client.SAdd(ctx, keys.PoisonTopics(), poisonTopic).Err(); err != nil {
+			s.logger.Error("Could not note the poison topic for topic info", err, watermill.LogFields{"poison_topic": poisonTopic})
+		}
+	}
 	return nil
 }

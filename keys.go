@@ -19,6 +19,7 @@ const keyNamespace = "redrive"
 //	{t}:redrive:<T>:poison     stream of entries the subscriber could not deliver
 //	{t}:redrive:<T>:retry:<g>  stream of retries private to consumer group g
 //	{t}:redrive:<T>:retry:<g>:delayed  sorted set of g's retries waiting for their due time
+//	{t}:redrive:<T>:poison-topics  set of other poison topics holding messages of T
 //
 // The tag {t} is the topic's own tag when it has one, "{T}" when T holds no
 // '}', and otherwise a short tag found to hash to T's slot.
@@ -46,6 +47,13 @@ func KeysFor(topic string) TopicKeys {
 		Poison:  prefix + ":poison",
 		prefix:  prefix,
 	}
+}
+
+// PoisonTopics is the set of the other poison topics (such as the retry
+// middleware's PoisonTopic) that messages of this topic were poisoned into,
+// kept so that admin.TopicInfo finds them.
+func (k TopicKeys) PoisonTopics() string {
+	return k.prefix + ":poison-topics"
 }
 
 // GroupRetry is the stream that holds retries of consumer group group: only

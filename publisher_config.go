@@ -35,9 +35,16 @@ type PublisherConfig struct {
 	Marshaller Marshaller
 
 	// Maxlens caps the length of some streams (XADD MAXLEN ~ n), by topic.
-	// 0 means no cap.
+	// 0 means no cap. It is kept for watermill-redisstream compatibility and
+	// is not safe retention: when the stream is longer, Redis drops its
+	// oldest entries whether or not every consumer group has read them, so
+	// a group that lags loses messages, unread or pending, without a trace
+	// (a subscriber that finds pending entries gone logs how many). Prefer
+	// the Subscriber's RetainAcked, which never drops an entry a group still
+	// needs.
 	Maxlens map[string]int64
-	// DefaultMaxlen caps the streams not in Maxlens. 0 means no cap.
+	// DefaultMaxlen caps the streams not in Maxlens, with the same loss as
+	// Maxlens. 0 means no cap.
 	DefaultMaxlen int64
 
 	// MaxPipelineSize is the most messages sent in one round trip. Concurrent

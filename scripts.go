@@ -23,6 +23,8 @@ var (
 	refreshInflightSource string
 	//go:embed lua/delete_idle_consumer.lua
 	deleteIdleConsumerSource string
+	//go:embed lua/trim.lua
+	trimSource string
 )
 
 var (
@@ -33,4 +35,5 @@ var (
 	claimScript              = redis.NewScript(claimSource)
 	refreshInflightScript    = redis.NewScript(refreshInflightSource)
 	deleteIdleConsumerScript = redis.NewScript(deleteIdleConsumerSource)
+	trimScript               = redis.NewScript(trimSource)
 )

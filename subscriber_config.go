@@ -166,8 +166,26 @@ type SubscriberConfig struct {
 	// messages into streams (another process must do it).
 	DisableDelayedMover bool
 	// DelayedMaxlen caps streams (XADD MAXLEN ~ n) when the mover adds
-	// delayed messages to them. 0 means no cap.
+	// delayed messages to them. 0 means no cap. Like the Publisher's
+	// Maxlens, the cap drops the oldest entries whether or not every
+	// consumer group has read them; RetainAcked never does.
 	DelayedMaxlen int64
+
+	// RetainAcked is how long entries of the topic's stream that every
+	// consumer group on it has read and acknowledged are kept before a
+	// subscriber in a consumer group trims them (see Trimmer). An entry some
+	// group still needs (unread, or pending) is never trimmed, however old;
+	// a stream without consumer groups is never trimmed. Default
+	// DefaultRetainAcked; DisableTrimming (or any negative value) keeps every
+	// entry. Fan-out subscribers never trim.
+	RetainAcked time.Duration
+	// TrimInterval is how often the subscriber trims its topic's stream.
+	// Default DefaultTrimInterval.
+	TrimInterval time.Duration
+	// OnTrim, when set, is called with the result of every trim of the
+	// topic's stream. It runs on the trimmer's goroutine, so it must return
+	// quickly. Metrics use it.
+	OnTrim func(TrimResult)
 
 	// OnClaim, when set, is called after this subscriber took over n entries
 	// of topic that consumers of its group left pending for MaxIdleTime. It
@@ -250,6 +268,12 @@ func (c *SubscriberConfig) setDefaults() {
 	if c.DelayedBatchSize == 0 {
 		c.DelayedBatchSize = DefaultDelayedBatchSize
 	}
+	if c.RetainAcked == 0 {
+		c.RetainAcked = DefaultRetainAcked
+	}
+	if c.TrimInterval == 0 {
+		c.TrimInterval = DefaultTrimInterval
+	}
 }
 
 // Validate reports the first invalid field.
@@ -269,6 +293,7 @@ func (c *SubscriberConfig) Validate() error {
 		{"AckFlushInterval", c.AckFlushInterval},
 		{"CloseTimeout", c.CloseTimeout},
 		{"DelayedPollInterval", c.DelayedPollInterval},
+		{"TrimInterval", c.TrimInterval},
 	}
 	for _, f := range positive {
 		if f.value < 0 {

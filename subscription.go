@@ -77,7 +77,11 @@ type subscription struct {
 	janitor  *consumerJanitor
 	keeper   *inflightKeeper
 	movers   []*DelayedMover
+	trimmer  *Trimmer
 	shutOnce sync.Once
+
+	// trimmedAway counts entries of the group found gone from the stream.
+	trimmedAway trimmedAwayLog
 }
 
 // delivery is one handing-out of a pending entry as a message.
@@ -140,9 +144,8 @@ func (s *subscription) streams() []string {
 func (s *subscription) createGroups(ctx context.Context) error {
 	start := map[string]string{s.keys.Stream: s.config().OldestId, s.retryStream: "0"}
 	for _, stream := range s.streams() {
-		err := s.client.XGroupCreateMkStream(ctx, stream, s.group, start[stream]).Err()
-		if err != nil && !isBusyGroup(err) {
-			return fmt.Errorf("redrive: create consumer group %q on %q: %w", s.group, stream, err)
+		if err := createGroup(ctx, s.client, stream, s.group, start[stream]); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -195,6 +198,9 @@ func (s *subscription) start() error {
 			s.movers = append(s.movers, mover)
 		}
 	}
+	if err := s.startTrimming(); err != nil {
+		return err
+	}
 	for _, svc := range s.services() {
 		if err := svc.Start(s.ctx); err != nil {
 			return err
@@ -220,6 +226,9 @@ func (s *subscription) services() []service {
 	}
 	for _, m := range s.movers {
 		svcs = append(svcs, m)
+	}
+	if s.trimmer != nil {
+		svcs = append(svcs, s.trimmer)
 	}
 	return svcs
 }
@@ -248,6 +257,9 @@ func (s *subscription) shutdown() {
 		}
 		for _, m := range s.movers {
 			m.Stop()
+		}
+		if s.trimmer != nil {
+			s.trimmer.Stop()
 		}
 		s.closing.Store(true)
 		if !s.awaitingHandlers() {
@@ -495,6 +507,7 @@ func (s *subscription) accept(stream string, entry redis.XMessage) {
 		// Deleted (trimmed) while pending: nothing to deliver, ack it away.
 		if s.group != "" {
 			s.acker.add(stream, entry.ID)
+			s.noteTrimmedAway(stream, 1)
 		}
 		s.releaseSlots(1)
 		return

@@ -151,20 +151,6 @@ func isNoGroup(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
 }
 
-// idTime returns the time a stream entry ID was generated (its millisecond
-// part), or the zero time for an ID that is not of the usual form.
-func idTime(id string) time.Time {
-	ms, _, ok := strings.Cut(id, "-")
-	if !ok {
-		return time.Time{}
-	}
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil {
-		return time.Time{}
-	}
-	return time.UnixMilli(n)
-}
-
 // validEntryID reports whether id has the form <ms>-<seq> of a stream entry
 // ID, so a typo gives a clear error instead of a Redis syntax error.
 func validEntryID(id string) bool {

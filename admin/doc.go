@@ -1,7 +1,10 @@
 // Package admin inspects and repairs redrive topics in Redis: what a topic
 // holds (stream length, consumer groups, pending, lag, consumers, delayed
-// messages, poisoned messages), the poisoned messages themselves (list, show,
-// requeue, purge) and the delayed messages (list, run now). The redrive CLI
+// messages, poisoned messages, what each group holds back from trimming),
+// the poisoned messages themselves (list, show, requeue, purge), the delayed
+// messages (list, run now), trimming a topic's stream (TrimTopic, the same
+// group-aware rule as the Subscriber's trimmer) and deleting a consumer group
+// that stopped for good (DeleteGroup). The redrive CLI
 // (cmd/redrive) is a thin layer over it, so everything the CLI does a program
 // can do too.
 //

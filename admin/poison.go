@@ -190,6 +190,11 @@ type PoisonedList struct {
 	Messages []PoisonedMessage `json:"messages"`
 	// Next, when not empty, is the After of the next page.
 	Next string `json:"next,omitempty"`
+	// Exists is false when the stream does not exist.
+	Exists bool `json:"exists"`
+	// Unpoisoned is how many of Messages carry no poison metadata: when it
+	// is all of them, the stream is probably not a poison topic.
+	Unpoisoned int `json:"unpoisoned,omitempty"`
 }
 
 // ListPoisoned lists the messages of a poison stream (a poison topic, or
@@ -211,7 +216,11 @@ func (a *Admin) ListPoisoned(ctx context.Context, poisonStream string, opts List
 	if err != nil {
 		return PoisonedList{}, fmt.Errorf("redrive/admin: read poison stream %q: %w", poisonStream, err)
 	}
-	list := PoisonedList{Stream: poisonStream, Total: total, Messages: []PoisonedMessage{}}
+	exists, err := a.client.Exists(ctx, poisonStream).Result()
+	if err != nil {
+		return PoisonedList{}, fmt.Errorf("redrive/admin: read poison stream %q: %w", poisonStream, err)
+	}
+	list := PoisonedList{Stream: poisonStream, Total: total, Messages: []PoisonedMessage{}, Exists: exists == 1}
 	sc := scan{from: opts.After, limit: opts.Limit + 1, payload: opts.Payload}
 	collect := func(batch []PoisonedMessage, _ int) error {
 		list.Messages = append(list.Messages, batch...)
@@ -235,6 +244,7 @@ func (a *Admin) ListPoisoned(ctx context.Context, poisonStream string, opts List
 	for i := range list.Messages {
 		list.Messages[i].History = nil // the list stays light; ShowPoisoned has it
 	}
+	list.Unpoisoned = countUnpoisoned(list.Messages)
 	return list, nil
 }
 
@@ -269,7 +279,7 @@ func (a *Admin) ShowPoisoned(ctx context.Context, poisonStream, id string, opts 
 // decodePoisoned reads a poison entry. It never fails: an entry that cannot
 // be decoded is described by DecodeError.
 func (a *Admin) decodePoisoned(e redis.XMessage, payload bool) PoisonedMessage {
-	m := PoisonedMessage{ID: e.ID, PoisonedAt: idTime(e.ID), fields: e.Values}
+	m := PoisonedMessage{ID: e.ID, PoisonedAt: redrive.EntryTime(e.ID), fields: e.Values}
 	if raw, ok := e.Values[redrive.RawFieldsField].(string); ok {
 		m.Undecodable = true
 		if payload {

@@ -113,7 +113,8 @@ type RequeueResult struct {
 	Scanned int `json:"scanned"`
 	// Matched is how many the selector chose.
 	Matched int `json:"matched"`
-	// Requeued is how many were requeued (or would be, in a dry run).
+	// Requeued is how many were requeued (or would be, in a dry run; the
+	// JSON then names it would_requeue).
 	Requeued int `json:"requeued"`
 	// Skipped is how many could not be requeued, Gone how many another
 	// operation took first, and Failed how many Redis refused.
@@ -252,6 +253,9 @@ func (a *Admin) planRequeue(ctx context.Context, poisonStream string, m *Poisone
 	if m.msg == nil {
 		return skip("the poison entry cannot be decoded: " + m.DecodeError)
 	}
+	if !m.HasPoisonMetadata() {
+		return skip(NoteNotPoisoned)
+	}
 	if m.OriginalTopic == "" {
 		return skip("original topic unknown: no " + wmiddleware.PoisonedTopicKey + " metadata")
 	}
@@ -316,23 +320,7 @@ func (a *Admin) planRequeue(ctx context.Context, poisonStream string, m *Poisone
 // kept, and the requeue recorded.
 func resetForRequeue(msg *message.Message, now time.Time) *message.Message {
 	out := msg.Copy()
-	for _, k := range []string{
-		middleware.MetadataAttempts,
-		middleware.MetadataFirstFailedAt,
-		middleware.MetadataLastFailedAt,
-		middleware.MetadataLastError,
-		middleware.MetadataNextAttemptAt,
-		wmiddleware.ReasonForPoisonedKey,
-		wmiddleware.PoisonedTopicKey,
-		wmiddleware.PoisonedHandlerKey,
-		wmiddleware.PoisonedSubscriberKey,
-		redrive.MetadataPoisonedSourceStream,
-		redrive.MetadataPoisonedSourceID,
-		redrive.MetadataPoisonedAt,
-		redrive.MetadataPoisonedConsumerGroup,
-	} {
-		delete(out.Metadata, k)
-	}
+	middleware.ClearRetryState(out.Metadata)
 	count, _ := strconv.Atoi(msg.Metadata.Get(MetadataRequeueCount))
 	out.Metadata.Set(MetadataRequeueCount, strconv.Itoa(count+1))
 	out.Metadata.Set(MetadataRequeuedAt, now.UTC().Format(time.RFC3339Nano))
@@ -562,6 +550,11 @@ func (c *groupCache) resolve(ctx context.Context, m *PoisonedMessage) (group, no
 type PurgeOptions struct {
 	// DryRun reports what would be deleted without deleting it.
 	DryRun bool
+	// Force purges entries that carry no poison metadata when they were
+	// chosen by All or OlderThan. By default they are skipped: they are
+	// ordinary messages, and the stream is probably a live topic given by
+	// mistake. Entries chosen by their IDs are purged either way.
+	Force bool
 	// Progress, when set, is called after each batch.
 	Progress ProgressFunc
 }
@@ -576,8 +569,12 @@ type PurgeResult struct {
 	Scanned int `json:"scanned"`
 	// Matched is how many the selector chose.
 	Matched int `json:"matched"`
-	// Purged is how many were deleted (or would be, in a dry run).
+	// Purged is how many were deleted (or would be, in a dry run; the JSON
+	// then names it would_purge).
 	Purged int `json:"purged"`
+	// Skipped is how many were left alone because they carry no poison
+	// metadata (see PurgeOptions.Force).
+	Skipped int `json:"skipped"`
 	// Gone is how many another operation took first, and Failed how many
 	// Redis refused to delete.
 	Gone   int `json:"gone"`
@@ -608,16 +605,31 @@ func (a *Admin) PurgePoisoned(ctx context.Context, poisonStream string, sel Sele
 		res.Scanned = scanned
 		res.Matched += len(batch)
 		first := len(res.Messages)
+		var toPurge []Outcome
 		for _, m := range batch {
-			res.Messages = append(res.Messages, Outcome{ID: m.ID, UUID: m.UUID, OriginalTopic: m.OriginalTopic, Reason: m.Reason, Status: StatusWouldPurge})
+			out := Outcome{ID: m.ID, UUID: m.UUID, OriginalTopic: m.OriginalTopic, Reason: m.Reason, Status: StatusWouldPurge}
+			if !opts.Force && len(sel.IDs) == 0 && !m.HasPoisonMetadata() {
+				out.Status, out.Note = StatusSkipped, NoteNotPoisoned
+			} else {
+				toPurge = append(toPurge, out)
+			}
+			res.Messages = append(res.Messages, out)
 		}
 		var err error
-		if !opts.DryRun && len(batch) > 0 {
-			err = a.purgeBatch(ctx, poisonStream, res.Messages[first:])
+		if !opts.DryRun && len(toPurge) > 0 {
+			err = a.purgeBatch(ctx, poisonStream, toPurge)
+			// Copy the outcomes back over the purged ones, in order.
+			j := 0
+			for i := first; i < len(res.Messages) && j < len(toPurge); i++ {
+				if res.Messages[i].ID == toPurge[j].ID {
+					res.Messages[i] = toPurge[j]
+					j++
+				}
+			}
 		}
 		res.tally(res.Messages[first:])
 		if opts.Progress != nil {
-			opts.Progress(Progress{Total: total, Scanned: res.Scanned, Matched: res.Matched, Done: res.Purged})
+			opts.Progress(Progress{Total: total, Scanned: res.Scanned, Matched: res.Matched, Done: res.Purged, Skipped: res.Skipped})
 		}
 		return err
 	})
@@ -664,6 +676,8 @@ func (r *PurgeResult) tally(outs []Outcome) {
 		switch o.Status {
 		case StatusPurged, StatusWouldPurge:
 			r.Purged++
+		case StatusSkipped:
+			r.Skipped++
 		case StatusGone:
 			r.Gone++
 		case StatusFailed:

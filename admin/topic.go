@@ -34,7 +34,8 @@ type TopicInfo struct {
 	// Poisoned is the number of entries in PoisonStream.
 	Poisoned int64 `json:"poisoned"`
 	// PoisonTopics counts, for each poison topic asked for in
-	// TopicInfoOptions, the entries poisoned from this topic.
+	// TopicInfoOptions or noted by the retry middleware when it poisoned a
+	// message of this topic there, the entries poisoned from this topic.
 	PoisonTopics []PoisonTopicCount `json:"poison_topics,omitempty"`
 }
 
@@ -60,6 +61,9 @@ type GroupInfo struct {
 	Consumers []ConsumerInfo `json:"consumers"`
 	// Retry describes the group's private retries.
 	Retry RetryInfo `json:"retry"`
+	// Retention is what the group still needs of the stream and how many
+	// entries older than the retention window it holds back from trimming.
+	Retention redrive.GroupRetention `json:"retention"`
 }
 
 // OldestPendingAge is how long the oldest pending entry has been in the
@@ -122,9 +126,15 @@ type PoisonTopicCount struct {
 // TopicInfoOptions adds optional, more costly parts to TopicInfo.
 type TopicInfoOptions struct {
 	// PoisonTopics are poison topics (such as the retry middleware's) in
-	// which to count the messages poisoned from this topic. Each is read
-	// whole, in batches, so this costs one pass over each poison topic.
+	// which to count the messages poisoned from this topic, besides those the
+	// retry middleware noted when it poisoned a message of this topic
+	// (always counted). Each is read whole, in batches, so this costs one
+	// pass over each poison topic.
 	PoisonTopics []string
+	// RetainAcked is the retention window against which each group's
+	// GroupInfo.Retention is judged, as the subscribers' RetainAcked. 0
+	// means redrive.DefaultRetainAcked.
+	RetainAcked time.Duration
 }
 
 // TopicInfo reads what topic holds: stream length, consumer groups with their
@@ -146,6 +156,7 @@ func (a *Admin) TopicInfo(ctx context.Context, topic string, opts TopicInfoOptio
 	lenCmd := pipe.XLen(ctx, keys.Stream)
 	groupsCmd := pipe.XInfoGroups(ctx, keys.Stream)
 	poisonedCmd := pipe.XLen(ctx, keys.Poison)
+	poisonTopicsCmd := pipe.SMembers(ctx, keys.PoisonTopics())
 	delayedCount, delayedHead := queueDelayedSummary(ctx, pipe, keys.Delayed)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !isNoKey(err) {
 		return TopicInfo{}, fmt.Errorf("redrive/admin: read topic %q: %w", topic, err)
@@ -170,7 +181,20 @@ func (a *Admin) TopicInfo(ctx context.Context, topic string, opts TopicInfoOptio
 		}
 		info.Groups = append(info.Groups, gi)
 	}
-	for _, pt := range opts.PoisonTopics {
+	if len(info.Groups) > 0 {
+		retention, err := a.RetainedEntries(ctx, topic, opts.RetainAcked)
+		if err != nil {
+			return TopicInfo{}, err
+		}
+		for _, r := range retention {
+			for i := range info.Groups {
+				if info.Groups[i].Name == r.Group {
+					info.Groups[i].Retention = r
+				}
+			}
+		}
+	}
+	for _, pt := range poisonTopicsToCount(opts.PoisonTopics, poisonTopicsCmd.Val()) {
 		n, err := a.countPoisonedFrom(ctx, pt, topic)
 		if err != nil {
 			return TopicInfo{}, err
@@ -225,7 +249,7 @@ func (a *Admin) groupInfo(ctx context.Context, keys redrive.TopicKeys, g redis.X
 	}
 	if pending != nil && pending.Count > 0 {
 		gi.OldestPendingID = pending.Lower
-		gi.OldestPendingAt = idTime(pending.Lower)
+		gi.OldestPendingAt = redrive.EntryTime(pending.Lower)
 	}
 	if err := retryLenCmd.Err(); err != nil {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read retry stream %q: %w", gi.Retry.Stream, err)
@@ -237,7 +261,7 @@ func (a *Admin) groupInfo(ctx context.Context, keys redrive.TopicKeys, g redis.X
 	}
 	if retryPending != nil && retryPending.Count > 0 {
 		gi.Retry.Pending = retryPending.Count
-		gi.Retry.OldestPendingAt = idTime(retryPending.Lower)
+		gi.Retry.OldestPendingAt = redrive.EntryTime(retryPending.Lower)
 	}
 	if gi.Retry.Delayed, err = delayedSummary(retryDelayedKey, rdCount, rdHead); err != nil {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read retries of group %q: %w", g.Name, err)
@@ -262,6 +286,21 @@ func delayedSummary(key string, count *redis.IntCmd, head *redis.ZSliceCmd) (Del
 		s.NextDueAt = time.UnixMilli(int64(z[0].Score))
 	}
 	return s, nil
+}
+
+// poisonTopicsToCount returns the poison topics asked for, then those the
+// retry middleware noted for the topic, each once.
+func poisonTopicsToCount(asked, noted []string) []string {
+	sort.Strings(noted)
+	seen := map[string]bool{}
+	var out []string
+	for _, pt := range append(append([]string(nil), asked...), noted...) {
+		if !seen[pt] {
+			seen[pt] = true
+			out = append(out, pt)
+		}
+	}
+	return out
 }
 
 // countPoisonedFrom counts the entries of poisonStream whose original topic

@@ -23,6 +23,13 @@ const runTimeout = 60 * time.Second
 // examples lists each example with lines (regular expressions) its output
 // must contain, in this order.
 var examples = map[string][]string{
+	"other-brokers": {
+		`publishing order-7`,
+		`send-email: retry 1 of order-7 held in Redis \(redrive:durable-retries:\{\S+\}\), due in 200ms`,
+		`send-email: order-7 handled \(after 1 failure\)`,
+		`reserve-stock retried in process; send-email retried durably in Redis\.`,
+		`Done: each handler retried order-7 on its own; router closed\.`,
+	},
 	"quickstart": {
 		`send-invoice: attempt 1 for order-1001 failed: invoice service unavailable`,
 		`retry 1 of order-1001 scheduled in Redis, due in 200ms`,
@@ -65,7 +72,16 @@ var examples = map[string][]string{
 		`charge-card: payment-42 charged \(retry count 0 after the requeue; its history keeps the 3 earlier failures; requeued 1 time\)`,
 		`Done: the poison stream holds 0 messages\.`,
 	},
+	"web": {
+		`Console: http://127\.0\.0\.1:\d+/redrive/`,
+		`Poisoned so far: 2 orders`,
+		`Console overview: HTTP 200, shows orders: true, shows reminders: true`,
+		`Done: the console is mounted beside the application's pages\.`,
+	},
 }
+
+// exampleArgs are the arguments an example needs to end by itself.
+var exampleArgs = map[string][]string{"web": {"-once"}}
 
 // goRedisLog matches what go-redis logs about its connection pool, such as
 // watermill-redisstream closing its client while a read is in flight (in
@@ -101,7 +117,7 @@ func TestExamples(t *testing.T) {
 				t.Parallel()
 				ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 				defer cancel()
-				cmd := exec.CommandContext(ctx, filepath.Join(bin, name))
+				cmd := exec.CommandContext(ctx, filepath.Join(bin, name), exampleArgs[name]...)
 				cmd.Env = append(os.Environ(), "REDIS_ADDR="+target.addr)
 				var stderr strings.Builder
 				cmd.Stderr = &stderr

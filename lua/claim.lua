@@ -48,14 +48,15 @@ if #toClaim > 0 then
       present[entry[1]] = true
     end
   end
-  -- Older servers answer nil for a deleted entry and keep it pending.
+  -- A deleted entry is not returned: Redis 7 drops it from the pending list
+  -- itself, older servers answer nil and keep it pending. Either way it is
+  -- counted as removed.
   for _, id in ipairs(toClaim) do
-    if not present[id] then
-      local still = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-      if #still > 0 and #redis.call('XRANGE', KEYS[1], id, id) == 0 then
+    if not present[id] and #redis.call('XRANGE', KEYS[1], id, id) == 0 then
+      if #redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) > 0 then
         redis.call('XACK', KEYS[1], ARGV[1], id)
-        removed = removed + 1
       end
+      removed = removed + 1
     end
   end
 end

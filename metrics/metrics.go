@@ -29,6 +29,15 @@
 //	redrive_lag_messages{topic,consumer_group}       messages in the streams not yet delivered to the group
 //	redrive_consumers{topic,consumer_group}          consumers in the group
 //	redrive_poison_messages{topic}                   entries in the topic's poison stream
+//	redrive_retained_entries{topic,consumer_group}   entries the group still needs (pending and unread) while the
+//	                                                 stream keeps entries older than RetainAcked for it: what it
+//	                                                 holds back from trimming; 0 when it holds nothing back
+//	redrive_retained_oldest_seconds{topic,consumer_group}  age of the oldest entry kept for the group; 0 when none
+//
+// The two retained gauges cover every consumer group of a watched topic,
+// watched or not (a group nobody watches, such as an old deployment's, is the
+// one that holds retention back), and are read by the trimmer's script in
+// its read-only mode, in the same pipeline as the other gauges.
 package metrics
 
 import (
@@ -77,6 +86,10 @@ type Config struct {
 	ReadTimeout time.Duration
 	// ConstLabels are added to every metric, for example the service name.
 	ConstLabels prometheus.Labels
+	// RetainAcked is the retention window the retained gauges judge the
+	// groups against: set it to the subscribers' RetainAcked. Default
+	// redrive.DefaultRetainAcked.
+	RetainAcked time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -85,6 +98,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.RetainAcked == 0 {
+		c.RetainAcked = redrive.DefaultRetainAcked
 	}
 }
 
@@ -95,6 +111,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReadTimeout < 0 {
 		return fmt.Errorf("redrive/metrics: Config.ReadTimeout is %s, must be positive", c.ReadTimeout)
+	}
+	if c.RetainAcked < 0 {
+		return fmt.Errorf("redrive/metrics: Config.RetainAcked is %s, must be positive", c.RetainAcked)
 	}
 	return nil
 }
@@ -118,6 +137,8 @@ type Collector struct {
 	lag            *prometheus.Desc
 	consumers      *prometheus.Desc
 	poison         *prometheus.Desc
+	retained       *prometheus.Desc
+	retainedAge    *prometheus.Desc
 
 	watchMu sync.Mutex
 	watched map[string]map[string]bool // topic → consumer groups
@@ -178,6 +199,12 @@ func NewCollector(config Config, logger watermill.LoggerAdapter) (*Collector, er
 			"Consumers in the consumer group of the topic's stream.", "topic", "consumer_group"),
 		poison: gauge("redrive_poison_messages",
 			"Entries in the topic's poison stream.", "topic"),
+		retained: gauge("redrive_retained_entries",
+			"Entries the consumer group still needs (pending and unread) while the stream keeps entries older than the retention window for it; 0 when it holds nothing back.",
+			"topic", "consumer_group"),
+		retainedAge: gauge("redrive_retained_oldest_seconds",
+			"Age of the oldest entry older than the retention window the stream keeps for the consumer group; 0 when none.",
+			"topic", "consumer_group"),
 
 		watched: map[string]map[string]bool{},
 	}, nil
@@ -292,7 +319,7 @@ func (c *Collector) counterVecs() []*prometheus.CounterVec {
 }
 
 func (c *Collector) gaugeDescs() []*prometheus.Desc {
-	return []*prometheus.Desc{c.streamEntries, c.delayed, c.delayedRetries, c.pending, c.lag, c.consumers, c.poison}
+	return []*prometheus.Desc{c.streamEntries, c.delayed, c.delayedRetries, c.pending, c.lag, c.consumers, c.poison, c.retained, c.retainedAge}
 }
 
 // readGauges returns the gauges, read from Redis when the cached ones are
@@ -328,6 +355,8 @@ type topicReads struct {
 	poison   *redis.IntCmd
 	groupsIn *redis.XInfoGroupsCmd
 	groups   []groupReads
+	// retention is the trimmer's script in its read-only mode.
+	retention *redis.Cmd
 }
 
 type groupReads struct {
@@ -361,6 +390,7 @@ func (c *Collector) read(ctx context.Context) ([]prometheus.Metric, error) {
 			poison:   pipe.XLen(ctx, keys.Poison),
 			groupsIn: pipe.XInfoGroups(ctx, keys.Stream),
 		}
+		tr.retention = redrive.QueueRetentionReport(ctx, pipe, keys.Stream, c.config.RetainAcked)
 		for _, g := range groups[t] {
 			tr.groups = append(tr.groups, groupReads{
 				group:        g,
@@ -397,6 +427,18 @@ func (c *Collector) read(ctx context.Context) ([]prometheus.Metric, error) {
 		streamGroups, err := infoGroups(tr.groupsIn)
 		if err != nil {
 			return nil, fmt.Errorf("redrive/metrics: read consumer groups of topic %q: %w", tr.topic, err)
+		}
+		retention, err := redrive.ParseRetentionReport(tr.topic, tr.retention)
+		if err != nil {
+			return nil, fmt.Errorf("redrive/metrics: %w", err)
+		}
+		for _, g := range retention.Groups {
+			gauge(c.retained, g.Retained, tr.topic, g.Group)
+			var age int64
+			if g.HoldsBack {
+				age = max(int64(time.Since(g.HeldSince).Seconds()), 0)
+			}
+			gauge(c.retainedAge, age, tr.topic, g.Group)
 		}
 		for _, gr := range tr.groups {
 			for _, cmd := range []*redis.IntCmd{gr.retryDelayed, gr.retryLength} {

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/middleware"
@@ -19,11 +17,7 @@ import (
 // A handler fails twice, then succeeds. The retries wait in Redis, so the
 // handler never sleeps and other messages keep flowing.
 func ExampleNewRetry() {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	rdb := exampleRedis()
 	defer rdb.Close()
 	logger := watermill.NopLogger{}
 	topic := "example-retry-" + watermill.NewShortUUID()

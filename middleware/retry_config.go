@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/redrive-go/redrive"
 )
 
 // Retry defaults.
@@ -25,6 +28,12 @@ const (
 	DefaultHistoryLength = 10
 	// DefaultRequeueTimeout bounds the Redis call that schedules a retry.
 	DefaultRequeueTimeout = 10 * time.Second
+	// DefaultDelayPrecision is the precision DelayInPublisher rounds due
+	// times up to: watermill-sql's delayed Pub/Sub keeps whole seconds.
+	DefaultDelayPrecision = time.Second
+	// DefaultMaxStackLength bounds the stack trace of a recovered panic kept
+	// in MetadataLastError.
+	DefaultMaxStackLength = 512
 
 	// historyErrorLength truncates errors inside the history more than the
 	// last error, to keep metadata small.
@@ -37,10 +46,11 @@ const NoRetries = -1
 
 // RetryConfig configures Retry.
 type RetryConfig struct {
-	// Publisher publishes to PoisonTopic, and publishes retries with a delay
-	// when the message was not read by a redrive Subscriber. Use a
-	// *redrive.Publisher, or any Watermill publisher that honours Watermill's
-	// delay metadata. Required.
+	// Publisher publishes to the broker the handler reads: poisoned messages
+	// (except those a redrive Subscriber in a consumer group read, which its
+	// Delivery moves itself) and, with DelayInPublisher, retries. Required.
+	// Messages not read by a redrive Subscriber are never published through
+	// a *redrive.Publisher unless OtherBrokersIntoRedis is set.
 	Publisher message.Publisher
 	// PoisonTopic receives messages whose retries ran out. Required: without
 	// it a failing message would loop forever.
@@ -64,6 +74,24 @@ type RetryConfig struct {
 	// first failure, whatever MaxRetries says. 0 means no limit.
 	MaxElapsedTime time.Duration
 
+	// Delay says where a retry waits when its message was not read by a
+	// redrive Subscriber in a consumer group (those always wait in the
+	// group's delayed set in Redis). Default DelayInProcess, right on every
+	// broker. See DelayMode.
+	Delay DelayMode
+	// DelayPrecision is, with DelayInPublisher, the precision of the broker's
+	// delays: due times are rounded up to a multiple of it, so a retry never
+	// comes back early. Default DefaultDelayPrecision.
+	DelayPrecision time.Duration
+	// Durable holds the retries with DelayDurable. Required with it.
+	Durable *DurableRetries
+	// OtherBrokersIntoRedis lets messages that a redrive Subscriber did not
+	// read be poisoned (and, with DelayInPublisher, retried) through a
+	// *redrive.Publisher into Redis. Without it such a message is retried in
+	// process and, when its retries run out, nacked with an error naming this
+	// field: it stays in its own broker.
+	OtherBrokersIntoRedis bool
+
 	// ShouldRetry decides whether an error is worth retrying; false poisons
 	// the message at once. Default: every error except those marked with
 	// Permanent.
@@ -82,6 +110,14 @@ type RetryConfig struct {
 	// RequeueTimeout bounds the Redis call that schedules a retry or poisons
 	// a message. Default DefaultRequeueTimeout.
 	RequeueTimeout time.Duration
+	// MaxStackLength bounds the stack trace of a panic (recovered by
+	// Watermill's Recoverer) kept in MetadataLastError and in the log.
+	// Default DefaultMaxStackLength.
+	MaxStackLength int
+	// FailureLogLevel is the level each failed attempt is logged at (handler,
+	// topic, UUID, attempt, next delay, error; never the payload). Default
+	// watermill.InfoLogLevel.
+	FailureLogLevel watermill.LogLevel
 }
 
 // RetryEvent describes a scheduled retry.
@@ -96,6 +132,10 @@ type RetryEvent struct {
 	DueAt time.Time
 	// Err is the handler's error.
 	Err error
+	// InProcess is true when the handler waits Delay in process (after
+	// OnRetry returns) and runs again; false when the retry was scheduled in
+	// Redis or published and the delivery is acked.
+	InProcess bool
 }
 
 // PoisonEvent describes a message sent to the poison topic.
@@ -133,6 +173,15 @@ func (c *RetryConfig) setDefaults() {
 	if c.RequeueTimeout == 0 {
 		c.RequeueTimeout = DefaultRequeueTimeout
 	}
+	if c.DelayPrecision == 0 {
+		c.DelayPrecision = DefaultDelayPrecision
+	}
+	if c.MaxStackLength == 0 {
+		c.MaxStackLength = DefaultMaxStackLength
+	}
+	if c.FailureLogLevel == 0 {
+		c.FailureLogLevel = watermill.InfoLogLevel
+	}
 }
 
 // Validate reports the first invalid field.
@@ -160,6 +209,20 @@ func (c *RetryConfig) Validate() error {
 		return fmt.Errorf("redrive/middleware: RetryConfig.HistoryLength is %d, must be at least 1", c.HistoryLength)
 	case c.RequeueTimeout < 0:
 		return fmt.Errorf("redrive/middleware: RetryConfig.RequeueTimeout is %s, must be positive", c.RequeueTimeout)
+	case c.Delay != DelayInProcess && c.Delay != DelayInPublisher && c.Delay != DelayDurable:
+		return fmt.Errorf("redrive/middleware: RetryConfig.Delay is %d, not a DelayMode", c.Delay)
+	case c.Delay == DelayDurable && c.Durable == nil:
+		return errors.New("redrive/middleware: RetryConfig.Delay is DelayDurable but RetryConfig.Durable is nil: create one with NewDurableRetries (your Redis client and the broker's publisher)")
+	case c.Delay != DelayDurable && c.Durable != nil:
+		return errors.New("redrive/middleware: RetryConfig.Durable is set but RetryConfig.Delay is not DelayDurable: set Delay to DelayDurable to use it")
+	case c.Delay == DelayInPublisher && isRedrivePublisher(c.Publisher) && !c.OtherBrokersIntoRedis:
+		return errors.New("redrive/middleware: RetryConfig.Delay is DelayInPublisher with a redrive Publisher: messages read by redrive Subscribers in a consumer group already wait in Redis; for messages of other brokers set OtherBrokersIntoRedis to send their retries into Redis, or use DelayDurable with that broker's publisher")
+	case c.DelayPrecision < 0:
+		return fmt.Errorf("redrive/middleware: RetryConfig.DelayPrecision is %s, must be positive", c.DelayPrecision)
+	case c.MaxStackLength < 1:
+		return fmt.Errorf("redrive/middleware: RetryConfig.MaxStackLength is %d, must be at least 1", c.MaxStackLength)
+	case c.FailureLogLevel > watermill.ErrorLogLevel:
+		return fmt.Errorf("redrive/middleware: RetryConfig.FailureLogLevel is %d, not a watermill.LogLevel", c.FailureLogLevel)
 	}
 	return nil
 }
@@ -169,4 +232,9 @@ func (c *RetryConfig) maxRetries() int {
 		return 0
 	}
 	return c.MaxRetries
+}
+
+func isRedrivePublisher(p message.Publisher) bool {
+	_, ok := p.(*redrive.Publisher)
+	return ok
 }

@@ -42,6 +42,14 @@
 // be scheduled (Redis unreachable); added after, it runs inside Recoverer.
 // Watermill's own Retry and PoisonQueue middleware are not needed with
 // redrive's, and add nothing outside it.
+//
+// # Other brokers
+//
+// AddOtherBrokerHandler adds a handler reading another Watermill broker, with
+// a retry policy of its own whose Publisher is that broker's, so its retries
+// and poisoned messages never enter Redis by mistake; when those retries are
+// published (DelayInPublisher, DelayDurable) the router also reads the
+// handler's retry topic.
 package router
 
 import (
@@ -268,26 +276,34 @@ func (r *Router) AddConsumerHandler(name, subscribeTopic string, handlerFunc mes
 	return r.addHandler(name, subscribeTopic, "", h, opts)
 }
 
-func (r *Router) addHandler(name, topic, publishTopic string, handlerFunc message.HandlerFunc, opts []HandlerOption) (*message.Handler, error) {
+// checkHandler reports what is missing from a handler being added.
+func checkHandler(name, topic string, hasFunc bool, o handlerOptions) error {
 	switch {
 	case name == "":
-		return nil, errors.New("redrive/router: handler name is empty")
+		return errors.New("redrive/router: handler name is empty")
 	case topic == "":
-		return nil, fmt.Errorf("redrive/router: handler %q: subscribeTopic is empty", name)
-	case handlerFunc == nil:
-		return nil, fmt.Errorf("redrive/router: handler %q: handlerFunc is nil", name)
+		return fmt.Errorf("redrive/router: handler %q: subscribeTopic is empty", name)
+	case !hasFunc:
+		return fmt.Errorf("redrive/router: handler %q: handlerFunc is nil", name)
 	}
+	for i, m := range o.middleware {
+		if m == nil {
+			return fmt.Errorf("redrive/router: handler %q: WithMiddleware[%d] is nil", name, i)
+		}
+	}
+	return nil
+}
+
+func (r *Router) addHandler(name, topic, publishTopic string, handlerFunc message.HandlerFunc, opts []HandlerOption) (*message.Handler, error) {
 	o := handlerOptions{group: name}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if err := checkHandler(name, topic, handlerFunc != nil, o); err != nil {
+		return nil, err
+	}
 	if o.group == "" {
 		return nil, fmt.Errorf("redrive/router: handler %q: WithConsumerGroup is empty", name)
-	}
-	for i, m := range o.middleware {
-		if m == nil {
-			return nil, fmt.Errorf("redrive/router: handler %q: WithMiddleware[%d] is nil", name, i)
-		}
 	}
 
 	retryConfig := r.config.Retry
@@ -453,3 +469,68 @@ type nopPublisher struct{}
 
 func (nopPublisher) Publish(string, ...*message.Message) error { return nil }
 func (nopPublisher) Close() error                              { return nil }
+
+// AddOtherBrokerHandler adds a handler that reads topic with subscriber, a
+// Subscriber of another Watermill broker (NATS, RabbitMQ, PostgreSQL,
+// GoChannel, …), wrapped like redrive's handlers in the retry middleware and
+// Recoverer, so a router mixes brokers without one's retries or poisoned
+// messages reaching another. WithRetry is required, with the Publisher of
+// that broker: its poison topic is there (PoisonTopic, else Config.Retry's),
+// and so are retries when its Delay is DelayInPublisher or DelayDurable; then
+// the router also adds the handler reading the handler's retry topic
+// (middleware.AddRetryHandler) with the same subscriber and middleware.
+// WithMiddleware applies to both; WithConsumerGroup, WithSubscriberConfig and
+// WithPublisher do not apply and are refused.
+func (r *Router) AddOtherBrokerHandler(name, topic string, subscriber message.Subscriber, handlerFunc message.NoPublishHandlerFunc, opts ...HandlerOption) (*message.Handler, error) {
+	var o handlerOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := checkHandler(name, topic, handlerFunc != nil, o); err != nil {
+		return nil, err
+	}
+	switch {
+	case subscriber == nil:
+		return nil, fmt.Errorf("redrive/router: handler %q: subscriber is nil", name)
+	case o.retry == nil || o.retry.Publisher == nil:
+		return nil, fmt.Errorf("redrive/router: handler %q reads another broker: give WithRetry(middleware.RetryConfig{Publisher: <that broker's publisher>, …}) so its retries and poisoned messages stay there", name)
+	case o.group != "" || o.subscriber != nil || o.publisher != nil:
+		return nil, fmt.Errorf("redrive/router: handler %q reads another broker: WithConsumerGroup, WithSubscriberConfig and WithPublisher apply to redrive handlers only (configure the subscriber you pass)", name)
+	}
+	retryConfig := *o.retry
+	if retryConfig.PoisonTopic == "" {
+		retryConfig.PoisonTopic = r.config.Retry.PoisonTopic
+	}
+	if retryConfig.PoisonTopic == "" {
+		return nil, fmt.Errorf("redrive/router: handler %q reads another broker: set the PoisonTopic of its WithRetry (a topic of that broker)", name)
+	}
+	if m := r.config.Metrics; m != nil {
+		retryConfig = m.InstrumentRetry(retryConfig)
+	}
+	retry, err := middleware.NewRetry(retryConfig, r.logger)
+	if err != nil {
+		return nil, fmt.Errorf("redrive/router: handler %q: retry policy: %w", name, err)
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	published := retryConfig.Delay != middleware.DelayInProcess
+	for _, n := range []string{name, name + middleware.RetryHandlerSuffix} {
+		if _, exists := r.router.Handlers()[n]; exists && (n == name || published) {
+			return nil, fmt.Errorf("redrive/router: a handler named %q already exists", n)
+		}
+	}
+	handlers := []*message.Handler{r.router.AddConsumerHandler(name, topic, subscriber, handlerFunc)}
+	if published {
+		handlers = append(handlers, middleware.AddRetryHandler(r.router, name, topic, subscriber, handlerFunc))
+	}
+	for _, h := range handlers {
+		h.AddMiddleware(retry.Middleware, wmiddleware.Recoverer)
+		h.AddMiddleware(r.config.Middleware...)
+		h.AddMiddleware(o.middleware...)
+	}
+	return handlers[0], nil
+}

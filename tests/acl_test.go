@@ -287,7 +287,7 @@ func aclRunEveryFlow(t *testing.T, admin, user *redis.Client) {
 			Client: user, ConsumerGroup: group, MaxDeliveries: maxDeliveries,
 			MaxIdleTime: 300 * time.Millisecond, ClaimInterval: 100 * time.Millisecond,
 			CloseTimeout: 100 * time.Millisecond, CheckConsumersInterval: 100 * time.Millisecond,
-			ConsumerTimeout: 200 * time.Millisecond,
+			ConsumerTimeout: 200 * time.Millisecond, TrimInterval: 100 * time.Millisecond,
 		}
 		dying := newSubscriber(t, config, nil)
 		msgs := subscribe(t, dying, topic)

@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/admin"
 )
 
@@ -135,6 +136,8 @@ func poisonStream(arg string, internal bool) string {
 func runTopicInfo(a *app, ctx context.Context, fs *flag.FlagSet, args []string) error {
 	var poisonTopics stringList
 	fs.Var(&poisonTopics, "poison-topic", "")
+	retain := retainValue{d: redrive.DefaultRetainAcked}
+	fs.Var(&retain, "retain", "")
 	pos, err := a.parseFlags(fs, args, false)
 	if err != nil {
 		return err
@@ -147,7 +150,7 @@ func runTopicInfo(a *app, ctx context.Context, fs *flag.FlagSet, args []string) 
 		return err
 	}
 	defer closeClient()
-	info, err := adm.TopicInfo(ctx, pos[0], admin.TopicInfoOptions{PoisonTopics: poisonTopics})
+	info, err := adm.TopicInfo(ctx, pos[0], admin.TopicInfoOptions{PoisonTopics: poisonTopics, RetainAcked: retain.window()})
 	if err != nil {
 		return err
 	}
@@ -179,7 +182,7 @@ func runTopicInfo(a *app, ctx context.Context, fs *flag.FlagSet, args []string) 
 		return nil
 	}
 	w = a.table()
-	row(w, "GROUP", "PENDING", "LAG", "OLDEST PENDING", "CONSUMERS", "RETRIES DUE", "RETRIES PENDING", "RETRIES DELAYED", "NEXT RETRY")
+	row(w, "GROUP", "PENDING", "LAG", "OLDEST PENDING", "CONSUMERS", "RETRIES DUE", "RETRIES PENDING", "RETRIES DELAYED", "NEXT RETRY", "HOLDS BACK")
 	for _, g := range info.Groups {
 		lag := "?"
 		if g.Lag >= 0 {
@@ -190,7 +193,7 @@ func runTopicInfo(a *app, ctx context.Context, fs *flag.FlagSet, args []string) 
 			oldest = short(g.OldestPendingAge(now))
 		}
 		row(w, g.Name, g.Pending, lag, oldest, len(g.Consumers), g.Retry.Length, g.Retry.Pending,
-			g.Retry.Delayed.Count, until(g.Retry.Delayed.NextDueAt, now))
+			g.Retry.Delayed.Count, until(g.Retry.Delayed.NextDueAt, now), holdsBackCell(g.Retention, now))
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -239,12 +242,19 @@ func runPoisonList(a *app, ctx context.Context, fs *flag.FlagSet, args []string)
 	if err != nil {
 		return err
 	}
+	if !list.Exists {
+		return fmt.Errorf("poison stream %q not found (for a topic's own poison stream add --internal)", list.Stream)
+	}
 	if a.json {
 		return a.printJSON(list)
 	}
 	if len(list.Messages) == 0 {
-		fmt.Fprintf(a.stdout, "No poisoned messages found in %s (%d entries in all).\n", list.Stream, list.Total)
+		fmt.Fprintf(a.stdout, "No poisoned messages found in %s (%s in all).\n", list.Stream, plural(list.Total, "entry", "entries"))
 		return nil
+	}
+	if list.Unpoisoned == len(list.Messages) {
+		fmt.Fprintf(a.stdout, "%s does not look like a poison topic: none of these %s carries poison metadata (%s).\n"+
+			"For a topic's own poison stream add --internal.\n\n", list.Stream, plural(int64(len(list.Messages)), "entry", "entries"), "reason_poisoned, topic_poisoned")
 	}
 	now := time.Now()
 	w := a.table()
@@ -264,7 +274,7 @@ func runPoisonList(a *app, ctx context.Context, fs *flag.FlagSet, args []string)
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "\n%d shown; %d entries in %s.\n", len(list.Messages), list.Total, list.Stream)
+	fmt.Fprintf(a.stdout, "\n%d shown; %s in %s.\n", len(list.Messages), plural(list.Total, "entry", "entries"), list.Stream)
 	if list.Next != "" {
 		fmt.Fprintf(a.stdout, "More: redrive poison list %s --after %s\n", pos[0], list.Next)
 	}
@@ -463,7 +473,7 @@ func (a *app) finish(err error, notFound []string, failed int) error {
 		fmt.Fprintf(a.stderr, "redrive: not found: %s\n", strings.Join(notFound, ", "))
 	}
 	if failed > 0 {
-		fmt.Fprintf(a.stderr, "redrive: %d messages could not be handled (see their notes)\n", failed)
+		fmt.Fprintf(a.stderr, "redrive: %s could not be handled (see their notes)\n", plural(int64(failed), "message", "messages"))
 	}
 	if len(notFound) > 0 || failed > 0 {
 		return errFailed
@@ -479,13 +489,9 @@ func (a *app) printRequeue(res admin.RequeueResult) {
 		}
 	}
 	a.printOutcomes(rows, true)
-	if res.DryRun {
-		fmt.Fprintf(a.stdout, "Dry run: would requeue %d of %d selected messages (%d scanned, %d skipped); nothing changed.\n",
-			res.Requeued, res.Matched, res.Scanned, res.Skipped)
-	} else {
-		fmt.Fprintf(a.stdout, "Requeued %d of %d selected messages from %s (%d scanned, %d skipped, %d gone, %d failed).\n",
-			res.Requeued, res.Matched, res.Stream, res.Scanned, res.Skipped, res.Gone, res.Failed)
-	}
+	a.hintNotPoisoned(res.Messages, res.Stream, "they cannot be requeued: their topic is unknown")
+	fmt.Fprintln(a.stdout, summary(res.DryRun, "requeue", "requeued", res.Requeued, res.Matched, res.Scanned, res.Stream,
+		res.Skipped, res.Gone, res.Failed))
 	// Where they went, by topic and group.
 	dest := map[string]int{}
 	for _, o := range res.Messages {
@@ -551,6 +557,7 @@ func runPoisonPurge(a *app, ctx context.Context, fs *flag.FlagSet, args []string
 	sel.register(fs, true)
 	internal := fs.Bool("internal", false, "")
 	dryRun := fs.Bool("dry-run", false, "")
+	force := fs.Bool("force", false, "")
 	pos, err := a.parseFlags(fs, args, false)
 	if err != nil {
 		return err
@@ -567,7 +574,7 @@ func runPoisonPurge(a *app, ctx context.Context, fs *flag.FlagSet, args []string
 	}
 	defer closeClient()
 	bar := a.progress("purged")
-	res, err := adm.PurgePoisoned(ctx, poisonStream(pos[0], *internal), sel.selector(), admin.PurgeOptions{DryRun: *dryRun, Progress: bar.update})
+	res, err := adm.PurgePoisoned(ctx, poisonStream(pos[0], *internal), sel.selector(), admin.PurgeOptions{DryRun: *dryRun, Force: *force, Progress: bar.update})
 	bar.done()
 	if a.json {
 		if jerr := a.printJSON(res); jerr != nil {
@@ -581,12 +588,9 @@ func runPoisonPurge(a *app, ctx context.Context, fs *flag.FlagSet, args []string
 			}
 		}
 		a.printOutcomes(rows, false)
-		if res.DryRun {
-			fmt.Fprintf(a.stdout, "Dry run: would purge %d messages (%d scanned); nothing deleted.\n", res.Purged, res.Scanned)
-		} else {
-			fmt.Fprintf(a.stdout, "Purged %d of %d selected messages from %s (%d scanned, %d gone, %d failed).\n",
-				res.Purged, res.Matched, res.Stream, res.Scanned, res.Gone, res.Failed)
-		}
+		a.hintNotPoisoned(res.Messages, pos[0], "--force deletes them anyway")
+		fmt.Fprintln(a.stdout, summary(res.DryRun, "purge", "purged", res.Purged, res.Matched, res.Scanned, res.Stream,
+			res.Skipped, res.Gone, res.Failed))
 	}
 	return a.finish(err, res.NotFound, res.Failed)
 }

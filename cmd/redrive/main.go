@@ -37,6 +37,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app := &app{
+		stdin:        os.Stdin,
 		stdout:       os.Stdout,
 		stderr:       os.Stderr,
 		getenv:       os.Getenv,
@@ -54,6 +55,8 @@ func (quietLogger) Printf(context.Context, string, ...interface{}) {}
 // app is one run of the CLI, with its outputs and environment, so the same
 // code serves main and the tests.
 type app struct {
+	// stdin answers confirmation questions.
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	// stderrIsTerm enables the progress bar: only people watching a terminal
@@ -106,7 +109,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	case errors.Is(err, errFailed):
 		return exitFailed
 	default:
-		fmt.Fprintf(a.stderr, "redrive: %s\n", err)
+		fmt.Fprintf(a.stderr, "redrive: %s\n", withoutPrefix(err))
 		return exitFailed
 	}
 }
@@ -144,6 +147,9 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 	if group == "help" {
 		return a.help(rest[1:])
 	}
+	if group == "web" {
+		return a.runWeb(ctx, rest[1:])
+	}
 	cmds, ok := commands[group]
 	if !ok {
 		return usagef("", "unknown command %q", group)
@@ -171,6 +177,10 @@ func (a *app) help(topic []string) error {
 		fmt.Fprint(a.stdout, topUsage)
 		return errHelp
 	case 1:
+		if topic[0] == "web" {
+			fmt.Fprint(a.stdout, webUsage)
+			return errHelp
+		}
 		if _, ok := commands[topic[0]]; ok {
 			fmt.Fprint(a.stdout, groupUsage(topic[0]))
 			return errHelp
@@ -216,7 +226,7 @@ func (a *app) parseFlags(fs *flag.FlagSet, args []string, stopAtArg bool) ([]str
 				fmt.Fprint(a.stdout, a.usages[fs])
 				return nil, errHelp
 			}
-			return nil, usagef(name, "%s", err)
+			return nil, usagef(name, "%s", flagError(err))
 		}
 		consumed := len(args) - fs.NArg()
 		rest := fs.Args()
@@ -233,14 +243,7 @@ func (a *app) parseFlags(fs *flag.FlagSet, args []string, stopAtArg bool) ([]str
 
 // admin connects to Redis and returns an Admin and a closer.
 func (a *app) admin(ctx context.Context) (*admin.Admin, func(), error) {
-	spec := a.redisSpec
-	if spec == "" {
-		spec = a.getenv("REDIS_URL")
-	}
-	if spec == "" {
-		spec = defaultRedis
-	}
-	client, err := connect(ctx, spec, a.cluster)
+	client, err := a.connect(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -169,9 +169,9 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"poison", "lst", "p"}, `unknown command "poison lst"`},
 		{[]string{"poison", "list"}, "missing <poison-topic>"},
 		{[]string{"poison", "list", "a", "b"}, `unexpected argument "b"`},
-		{[]string{"poison", "list", "p", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"poison", "list", "p", "--bogus"}, "unknown flag --bogus"},
 		{[]string{"poison", "list", "p", "--limit", "0"}, "--limit must be at least 1"},
-		{[]string{"poison", "list", "p", "--limit", "many"}, `invalid value "many" for flag -limit`},
+		{[]string{"poison", "list", "p", "--limit", "many"}, `invalid value "many" for flag --limit`},
 		{[]string{"poison", "show", "p"}, "missing <id>"},
 		{[]string{"poison", "requeue", "p"}, "choose messages with --id, --all"},
 		{[]string{"poison", "requeue", "p", "--id", "x"}, `"x" is not a stream entry ID`},
@@ -361,13 +361,13 @@ func TestPoisonRequeueAndPurge(t *testing.T) {
 
 	out := ok(t, "poison", "requeue", stream, "--all", "--dry-run")
 	contains(t, "requeue --dry-run", out, id1, id2, id3, "would-requeue", topic+" group billing", topic+" (topic stream, every group)",
-		"Dry run: would requeue 3 of 3 selected messages", "nothing changed")
+		"Dry run: would requeue 3 messages of 3 selected", "nothing changed")
 	if n := client.XLen(context.Background(), stream).Val(); n != 3 {
 		t.Fatalf("dry run changed the poison stream: %d left", n)
 	}
 
 	out = ok(t, "poison", "requeue", stream, "--id", id1, "--reason", "max retries")
-	contains(t, "requeue --id", out, "Requeued 1 of 1 selected messages", "1 → "+topic+" group billing")
+	contains(t, "requeue --id", out, "Requeued 1 message of 1 selected", "1 → "+topic+" group billing")
 	if n := client.XLen(context.Background(), retryStream).Val(); n != 1 {
 		t.Errorf("retry stream has %d, want 1", n)
 	}
@@ -389,7 +389,7 @@ func TestPoisonRequeueAndPurge(t *testing.T) {
 		t.Errorf("purge --dry-run --json = %+v", purge)
 	}
 	out = ok(t, "poison", "purge", stream, "--topic", topic, "--older-than", "1ms")
-	contains(t, "purge", out, "Purged 1 of 1 selected messages")
+	contains(t, "purge", out, "Purged 1 message of 1 selected")
 	if n := client.XLen(context.Background(), stream).Val(); n != 0 {
 		t.Errorf("poison stream keeps %d", n)
 	}

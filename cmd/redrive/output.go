@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/redrive-go/redrive/admin"
+	"github.com/redrive-go/redrive/internal/humanize"
 )
 
 // printJSON writes v for scripts.
@@ -76,37 +77,8 @@ func until(t, now time.Time) string {
 	return "in " + short(d)
 }
 
-// short shows a duration for people, to about three significant parts:
-// "850ms", "4.2s", "3m12s", "2h5m", "3d4h".
-func short(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(100 * time.Millisecond).String()
-	}
-	d = d.Round(time.Second)
-	days, hours := int64(d/(24*time.Hour)), int64(d%(24*time.Hour)/time.Hour)
-	minutes, seconds := int64(d%time.Hour/time.Minute), int64(d%time.Minute/time.Second)
-	var parts []string
-	add := func(n int64, unit string) {
-		if n > 0 {
-			parts = append(parts, fmt.Sprintf("%d%s", n, unit))
-		}
-	}
-	switch {
-	case days > 0:
-		add(days, "d")
-		add(hours, "h")
-	case hours > 0:
-		add(hours, "h")
-		add(minutes, "m")
-	default:
-		add(minutes, "m")
-		add(seconds, "s")
-	}
-	return strings.Join(parts, "")
-}
+// short shows a duration for people: "850ms", "4.2s", "3m12s", "2h5m", "3d4h".
+func short(d time.Duration) string { return humanize.Duration(d) }
 
 // stamp shows a time in full, UTC, with its distance from now.
 func stamp(t, now time.Time) string {

@@ -12,13 +12,30 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// defaultRedis is used when neither --redis nor REDIS_URL is set, as
-// redis-cli does.
+// defaultRedis is used when neither --redis, REDIS_URL nor REDIS_ADDR is
+// set, as redis-cli does.
 const defaultRedis = "127.0.0.1:6379"
+
+// redisSpec picks the Redis to use: the --redis flag, else $REDIS_URL, else
+// $REDIS_ADDR (what redrive's examples and tests read), else defaultRedis.
+func redisSpec(flagValue string, getenv func(string) string) string {
+	for _, spec := range []string{flagValue, getenv("REDIS_URL"), getenv("REDIS_ADDR")} {
+		if strings.TrimSpace(spec) != "" {
+			return spec
+		}
+	}
+	return defaultRedis
+}
 
 // pingTimeout bounds the first PING, so an unreachable Redis fails fast with
 // a clear message instead of hanging.
 const pingTimeout = 5 * time.Second
+
+// connect connects to the Redis of --redis, else $REDIS_URL, else
+// $REDIS_ADDR, else defaultRedis.
+func (a *app) connect(ctx context.Context) (redis.UniversalClient, error) {
+	return connect(ctx, redisSpec(a.redisSpec, a.getenv), a.cluster)
+}
 
 // connect makes a client from spec and checks that Redis answers. spec is
 //

@@ -8,7 +8,8 @@ import (
 // globalFlags is the part of every help text about connecting and output.
 const globalFlags = `
 Flags every command accepts:
-  --redis ADDR   Redis to use (default: $REDIS_URL, else 127.0.0.1:6379):
+  --redis ADDR   Redis to use (default: $REDIS_URL, else $REDIS_ADDR, else
+                 127.0.0.1:6379):
                    host:port
                    redis://[user:password@]host:port[/db]   (rediss:// for TLS)
                    host1:port1,host2:port2,...              Redis Cluster seeds
@@ -28,14 +29,20 @@ Usage:
   redrive [flags] <command> <subcommand> [arguments] [flags]
 
 Commands:
+  topic list [--match GLOB]               every topic with length, memory, groups,
+                                          lag, pending, delayed, retries, poisoned
   topic info <topic>                      stream, groups, pending, lag, consumers,
-                                          delayed and poisoned messages of a topic
+                                          delayed and poisoned messages of a topic,
+                                          and what each group holds back from trimming
+  topic trim <topic> [--dry-run]          remove entries every group has finished with
+  group delete <topic> <group>            delete a consumer group that stopped for good
   poison list <poison-topic>              poisoned messages, oldest first
   poison show <poison-topic> <id>         one poisoned message in full
   poison requeue <poison-topic> SELECT    send messages back to their topic and group
   poison purge <poison-topic> SELECT      delete poisoned messages for good
   delayed list <topic>                    messages waiting for their due time
   delayed run-now <topic> (--id|--all)    deliver delayed messages now
+  web [--listen ADDR] [--read-only]       the web console (see "redrive web --help")
 
   help <command> [<subcommand>]           help for a command
 
@@ -98,11 +105,16 @@ const topicInfoUsage = `Usage: redrive topic info <topic> [--poison-topic P]...
 Shows what a topic holds: stream length; for each consumer group its pending
 entries, lag, oldest pending entry, consumers and private retries (waiting,
 pending, delayed, next due); the topic's delayed messages and the next due
-time; the entries in the topic's internal poison stream.
+time; the entries in the topic's internal poison stream. HOLDS BACK is the
+number of entries a group still needs (pending or unread) while the stream
+keeps entries older than the retention window for it, and since when: such a
+group stopped reading or is far behind (see "redrive group delete").
 
 Flags:
   --poison-topic P  also count the messages poisoned from this topic in poison
                     topic P (reads P whole; repeat for several)
+  --retain AGE      the retention window the groups are judged against
+                    (default 10m, the subscribers' default RetainAcked)
 
 Examples:
   redrive topic info orders
@@ -171,11 +183,14 @@ Examples:
 
 const poisonPurgeUsage = `Usage: redrive poison purge <poison-topic> SELECT [--dry-run]
 
-Deletes poisoned messages for good.
+Deletes poisoned messages for good. Entries that carry no poison metadata
+(ordinary messages: the argument is probably a live topic, not a poison
+topic) are skipped unless chosen by --id or --force is given.
 
 Flags:
   --internal   the argument is a topic: use its internal poison stream
   --dry-run    show what would be deleted without deleting it
+  --force      also delete selected entries that carry no poison metadata
 ` + selectorHelp + `
 Examples:
   redrive poison purge poison --id 1717000000000-0

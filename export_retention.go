@@ -1,0 +1,23 @@
+package redrive
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// QueueRetentionReport queues on pipe a read-only run of the trimmer's script
+// on stream (TrimStream with dryRun), judged against retainAcked, so a
+// monitoring read can report what each consumer group holds back in the same
+// round trip as its other reads. The script is sent whole (EVAL), as a
+// pipeline cannot fall back from EVALSHA. Read the reply with
+// ParseRetentionReport after Exec.
+func QueueRetentionReport(ctx context.Context, pipe redis.Pipeliner, stream string, retainAcked time.Duration) *redis.Cmd {
+	return pipe.Eval(ctx, trimSource, []string{stream}, max(retainAcked, 0).Milliseconds(), "0", DefaultUnreadCountLimit)
+}
+
+// ParseRetentionReport reads the reply of a QueueRetentionReport command.
+func ParseRetentionReport(stream string, cmd *redis.Cmd) (TrimResult, error) {
+	return readTrimReply("retention report of", stream, cmd)
+}
