@@ -126,7 +126,8 @@ type SubscriberConfig struct {
 	// their work), so a consumer whose handlers are slow holds almost nothing
 	// that the group's other consumers could run. Entries that wait in a
 	// consumer whose reader stopped taking messages go back to the group after
-	// MaxIdleTime/2. Default DefaultReadAhead.
+	// MaxIdleTime/2 (not with MaxInFlight 1, which keeps stream order).
+	// Default DefaultReadAhead.
 	ReadAhead int
 	// AckBatchSize is the most acks sent in one round trip. Default
 	// DefaultAckBatchSize.

@@ -629,10 +629,11 @@ func (s *subscription) dispatchLoop() {
 }
 
 // giveBackAfter is how long a message may wait for a handler before the
-// entries waiting in this subscription go back to the group; 0 in fan-out,
-// where there is no group to take them.
+// entries waiting in this subscription go back to the group; 0 (never) in
+// fan-out, where there is no group to take them, and with MaxInFlight 1,
+// whose stream order a given-back entry would break.
 func (s *subscription) giveBackAfter() time.Duration {
-	if s.group == "" {
+	if s.group == "" || s.config().MaxInFlight == 1 {
 		return 0
 	}
 	return s.config().MaxIdleTime / 2
