@@ -20,4 +20,3 @@
 // requeue and purge poisoned and delayed messages; the metrics package
 // exports Prometheus metrics.
 package redrive
-
