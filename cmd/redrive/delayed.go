@@ -48,12 +48,24 @@ Examples:
   redrive delayed run-now orders --all --group billing
 ` + globalFlags
 
-// delayedSets returns the sets a delayed command works on.
-func delayedSets(ctx context.Context, adm *admin.Admin, topic, group string) ([]admin.DelayedSet, error) {
-	if group != "" {
-		return []admin.DelayedSet{admin.GroupDelayedSet(topic, group)}, nil
+// startDelayed is the preamble of the delayed commands: a.start with the
+// <topic> argument, then the delayed sets of the topic they work on (only
+// the group's with --group). The caller defers close.
+func (a *app) startDelayed(ctx context.Context, fs *flag.FlagSet, args []string, check func() error, group *string) (*invocation, []admin.DelayedSet, error) {
+	inv, err := a.start(ctx, fs, args, check, "topic")
+	if err != nil {
+		return nil, nil, err
 	}
-	return adm.DelayedSets(ctx, topic)
+	topic := inv.args[0]
+	if *group != "" {
+		return inv, []admin.DelayedSet{admin.GroupDelayedSet(topic, *group)}, nil
+	}
+	sets, err := inv.adm.DelayedSets(ctx, topic)
+	if err != nil {
+		inv.close()
+		return nil, nil, err
+	}
+	return inv, sets, nil
 }
 
 func setName(s admin.DelayedSet) string {
@@ -66,21 +78,11 @@ func setName(s admin.DelayedSet) string {
 func runDelayedList(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
 	group := fs.String("group", "", "")
 	limit := fs.Int("limit", 100, "")
-	check := func() error {
-		if *limit < 1 {
-			return usagef("delayed list", "--limit must be at least 1, got %d", *limit)
-		}
-		return nil
-	}
-	inv, err := a.start(ctx, fs, args, check, "topic")
+	inv, sets, err := a.startDelayed(ctx, fs, args, func() error { return checkLimit(fs, *limit) }, group)
 	if err != nil {
 		return err
 	}
 	defer inv.close()
-	sets, err := delayedSets(ctx, inv.adm, inv.args[0], *group)
-	if err != nil {
-		return err
-	}
 	lists := make([]admin.DelayedList, 0, len(sets))
 	for _, s := range sets {
 		l, err := inv.adm.ListDelayed(ctx, s, admin.ListDelayedOptions{Limit: *limit})
@@ -145,15 +147,11 @@ func runDelayedRunNow(ctx context.Context, a *app, fs *flag.FlagSet, args []stri
 		}
 		return nil
 	}
-	inv, err := a.start(ctx, fs, args, check, "topic")
+	inv, sets, err := a.startDelayed(ctx, fs, args, check, group)
 	if err != nil {
 		return err
 	}
 	defer inv.close()
-	sets, err := delayedSets(ctx, inv.adm, inv.args[0], *group)
-	if err != nil {
-		return err
-	}
 	report := runNowReport{Sets: []admin.RunNowResult{}}
 	moved := map[string]bool{}
 	bar := a.progress("moved")

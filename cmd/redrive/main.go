@@ -218,7 +218,7 @@ func (a *app) newFlagSet(name, usage string) *flag.FlagSet {
 // the global flags before a command.
 func (a *app) parseFlags(fs *flag.FlagSet, args []string, stopAtArg bool) ([]string, error) {
 	var positional []string
-	name := strings.TrimPrefix(fs.Name(), "redrive ")
+	name := commandName(fs)
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {

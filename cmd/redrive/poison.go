@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,7 +138,7 @@ func (s *selectorFlags) selector() admin.Selector {
 
 // checkSelector refuses a requeue or purge that chose nothing, and a bad ID.
 func checkSelector(fs *flag.FlagSet, sel selectorFlags) error {
-	name := strings.TrimPrefix(fs.Name(), "redrive ")
+	name := commandName(fs)
 	s := sel.selector()
 	if s.IsEmpty() {
 		return usagef(name, "%s: choose messages with --id, --all, --reason, --topic or --older-than", name)
@@ -161,13 +163,7 @@ func runPoisonList(ctx context.Context, a *app, fs *flag.FlagSet, args []string)
 	internal := fs.Bool("internal", false, "")
 	limit := fs.Int("limit", 100, "")
 	after := fs.String("after", "", "")
-	check := func() error {
-		if *limit < 1 {
-			return usagef("poison list", "--limit must be at least 1, got %d", *limit)
-		}
-		return nil
-	}
-	inv, err := a.start(ctx, fs, args, check, "poison-topic")
+	inv, err := a.start(ctx, fs, args, func() error { return checkLimit(fs, *limit) }, "poison-topic")
 	if err != nil {
 		return err
 	}
@@ -275,11 +271,7 @@ func runPoisonShow(ctx context.Context, a *app, fs *flag.FlagSet, args []string)
 	}
 	if len(m.Metadata) > 0 {
 		fmt.Fprintln(a.stdout, "\nMetadata:")
-		keys := make([]string, 0, len(m.Metadata))
-		for k := range m.Metadata {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(m.Metadata))
 		w = a.table()
 		for _, k := range keys {
 			row(w, "  "+k, cell(m.Metadata[k], 200))
@@ -295,11 +287,7 @@ func runPoisonShow(ctx context.Context, a *app, fs *flag.FlagSet, args []string)
 	fmt.Fprintf(a.stdout, "\nPayload (%d bytes):\n%s", len(m.Payload), showBytes(m.Payload))
 	if len(m.RawFields) > 0 {
 		fmt.Fprintln(a.stdout, "\nOriginal fields of the undecodable entry:")
-		keys := make([]string, 0, len(m.RawFields))
-		for k := range m.RawFields {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(m.RawFields))
 		for _, k := range keys {
 			fmt.Fprintf(a.stdout, "  %s (%d bytes):\n%s", k, len(m.RawFields[k]), showBytes([]byte(m.RawFields[k])))
 		}

@@ -46,7 +46,7 @@ func (a *app) start(ctx context.Context, fs *flag.FlagSet, args []string, check 
 
 // oneArg checks that exactly the named positional arguments were given.
 func oneArg(fs *flag.FlagSet, pos []string, names ...string) error {
-	name := strings.TrimPrefix(fs.Name(), "redrive ")
+	name := commandName(fs)
 	if len(pos) < len(names) {
 		return usagef(name, "%s: missing <%s>", name, names[len(pos)])
 	}
@@ -57,6 +57,15 @@ func oneArg(fs *flag.FlagSet, pos []string, names ...string) error {
 		if p == "" {
 			return usagef(name, "%s: <%s> is empty", name, names[i])
 		}
+	}
+	return nil
+}
+
+// checkLimit refuses a --limit below 1.
+func checkLimit(fs *flag.FlagSet, limit int) error {
+	if limit < 1 {
+		name := commandName(fs)
+		return usagef(name, "--limit must be at least 1, got %d", limit)
 	}
 	return nil
 }
@@ -73,4 +82,10 @@ func (a *app) admin(ctx context.Context) (*admin.Admin, func(), error) {
 		return nil, nil, err
 	}
 	return adm, func() { _ = client.Close() }, nil
+}
+
+// commandName is the command a flag set belongs to, as usage errors name
+// it: "poison list".
+func commandName(fs *flag.FlagSet) string {
+	return strings.TrimPrefix(fs.Name(), "redrive ")
 }
