@@ -8,10 +8,13 @@
 // groups given to Watch, in one pipelined round trip and at most once per
 // ReadInterval: scrapes in between report the values read last.
 //
-// The reason label takes the values of redrive.PoisonReason, the codes the
-// README lists: max_retries, max_elapsed_time and permanent come from the
-// retry middleware; crash_loop (counted by redrive_messages_crash_looped_total)
-// and undecodable from the Subscriber; other for anything else.
+// Poison reasons are the redrive.PoisonReason codes, the same the README
+// lists: max_retries, max_elapsed_time and permanent (the retry middleware:
+// the reason label of redrive_messages_poisoned_total, taken from the
+// PoisonEvent's ReasonCode), crash_loop (the Subscriber: counted by
+// redrive_messages_crash_looped_total), undecodable (the Subscriber: in the
+// poison stream, not counted here) and other (anything else; a hand-made
+// PoisonEvent without a code is read from its Reason text).
 //
 // Every name starts with redrive_, so the collector registers beside
 // Watermill's components/metrics without a clash.
