@@ -100,7 +100,7 @@ func TestExamples(t *testing.T) {
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin+string(os.PathSeparator), "./...")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./examples/...: %v\n%s", err, out)
+		t.Fatalf("go build ./... in examples: %v\n%s", err, out)
 	}
 	// A port nothing listens on: the examples fall back to the embedded Redis.
 	closedAddr := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
