@@ -3,6 +3,8 @@ package redrive
 import (
 	"strconv"
 	"strings"
+
+	"github.com/redrive-go/redrive/internal/hashslot"
 )
 
 // keyNamespace separates redrive's own keys from the application's.
@@ -70,7 +72,7 @@ func (k TopicKeys) GroupRetryDelayed(group string) string {
 
 // slotPrefix returns a "{tag}" that hashes to the same slot as topic.
 func slotPrefix(topic string) string {
-	if tag, ok := hashTag(topic); ok {
+	if tag, ok := hashslot.Tag(topic); ok {
 		return "{" + tag + "}"
 	}
 	if !strings.Contains(topic, "}") {
@@ -79,10 +81,10 @@ func slotPrefix(topic string) string {
 	// A '}' without a valid tag: wrapping the topic in braces would hash a
 	// different string, so search for a short tag with the same slot. There are
 	// 16384 slots, so a few tens of thousands of candidates always suffice.
-	want := HashSlot(topic)
+	want := hashslot.Of(topic)
 	for i := 0; ; i++ {
 		candidate := "s" + strconv.Itoa(i)
-		if HashSlot(candidate) == want {
+		if hashslot.Of(candidate) == want {
 			return "{" + candidate + "}"
 		}
 	}

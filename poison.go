@@ -11,6 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/redrive-go/redrive/internal/entryfields"
+	"github.com/redrive-go/redrive/internal/hashslot"
 )
 
 // Metadata the subscriber adds to the entries it poisons, besides Watermill's
@@ -31,16 +32,19 @@ const (
 	RawFieldsField = "redrive_raw_fields"
 )
 
-// Reasons the subscriber gives in reason_poisoned.
+// Reasons the subscriber gives in reason_poisoned (the text starts with one
+// of them); MetadataPoisonReason holds PoisonReasonUndecodable or
+// PoisonReasonCrashLoop.
 const (
 	ReasonUndecodable           = "undecodable entry"
 	ReasonExceededMaxDeliveries = "exceeded max deliveries"
 )
 
 // poisonMetadata is the metadata of an entry the subscriber poisons.
-func (s *subscription) poisonMetadata(stream, id, reason string) map[string]string {
+func (s *subscription) poisonMetadata(stream, id string, code PoisonReason, reason string) map[string]string {
 	return map[string]string{
 		middleware.ReasonForPoisonedKey:  reason,
+		MetadataPoisonReason:             string(code),
 		middleware.PoisonedTopicKey:      s.topic,
 		middleware.PoisonedHandlerKey:    "",
 		middleware.PoisonedSubscriberKey: s.group,
@@ -54,8 +58,8 @@ func (s *subscription) poisonMetadata(stream, id, reason string) map[string]stri
 // poisonEntryFields builds the poison entry for a stream entry: the decoded
 // message with poison metadata when it decodes, else a fresh message that
 // carries the original payload (when there is one) and every raw field.
-func (s *subscription) poisonEntryFields(stream, id string, values map[string]interface{}, reason string) map[string]interface{} {
-	md := s.poisonMetadata(stream, id, reason)
+func (s *subscription) poisonEntryFields(stream, id string, values map[string]interface{}, code PoisonReason, reason string) map[string]interface{} {
+	md := s.poisonMetadata(stream, id, code, reason)
 	if msg, err := decodeEntry(s.config().Unmarshaller, id, values); err == nil {
 		for k, v := range md {
 			msg.Metadata.Set(k, v)
@@ -88,7 +92,7 @@ func (s *subscription) poisonUndecodable(stream string, entry redis.XMessage, ca
 		return
 	}
 	s.logger.Error("Moving an entry that cannot be decoded to the poison stream", cause, fields)
-	poison := s.poisonEntryFields(stream, entry.ID, entry.Values, ReasonUndecodable+": "+cause.Error())
+	poison := s.poisonEntryFields(stream, entry.ID, entry.Values, PoisonReasonUndecodable, ReasonUndecodable+": "+cause.Error())
 	if err := s.writePoison(s.ctx, stream, entry.ID, "0", s.poisonTopic, poison); err != nil {
 		// Still pending and not refreshed: after MaxIdleTime the claimer
 		// takes it and poisons it again. Never lost.
@@ -100,7 +104,7 @@ func (s *subscription) poisonUndecodable(stream string, entry redis.XMessage, ca
 // streams may be used in one script it is atomic; across cluster slots the
 // poison entry is written first, so a crash duplicates rather than loses.
 func (s *subscription) writePoison(ctx context.Context, stream, id, force, poisonStream string, fields map[string]interface{}) error {
-	if s.group != "" && (!isCluster(s.client) || HashSlot(stream) == HashSlot(poisonStream)) {
+	if s.group != "" && (!isCluster(s.client) || hashslot.Of(stream) == hashslot.Of(poisonStream)) {
 		args := entryfields.AppendPairs([]interface{}{s.group, id, s.deleteFlag(stream), 0, force}, fields)
 		err := poisonScript.Run(ctx, s.client, []string{stream, poisonStream}, args...).Err()
 		if err != nil && err != redis.Nil {
@@ -184,7 +188,7 @@ func (s *subscription) poisonOverDelivered(stream string, entry redis.XMessage, 
 // reader for this consumer's own.
 func (s *subscription) poisonCrashLoop(ctx context.Context, stream, id string, values map[string]interface{}, delivered int64) error {
 	reason := fmt.Sprintf("%s (%d)", ReasonExceededMaxDeliveries, delivered)
-	fields := s.poisonEntryFields(stream, id, values, reason)
+	fields := s.poisonEntryFields(stream, id, values, PoisonReasonCrashLoop, reason)
 	if err := s.writePoison(ctx, stream, id, "0", s.poisonTopic, fields); err != nil {
 		return err
 	}

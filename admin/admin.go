@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/hashslot"
 	"github.com/redrive-go/redrive/internal/redisinfo"
 )
 
@@ -120,7 +121,7 @@ func (a *Admin) isCluster() bool {
 
 // sameSlot reports whether one script may use both keys.
 func (a *Admin) sameSlot(k1, k2 string) bool {
-	return !a.isCluster() || redrive.HashSlot(k1) == redrive.HashSlot(k2)
+	return !a.isCluster() || hashslot.Of(k1) == hashslot.Of(k2)
 }
 
 // serverHasLag reports whether XINFO GROUPS gives a lag (Redis 7 and

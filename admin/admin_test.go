@@ -179,6 +179,10 @@ func TestListAndShowPoisoned(t *testing.T) {
 		m.Reason != "max retries exceeded (5)" || m.LastError != "connection refused" || m.FirstFailedAt.IsZero() || m.LastFailedAt.IsZero() {
 		t.Errorf("first message = %+v", m)
 	}
+	// Written as versions before the reason code did: derived from the text.
+	if m.ReasonCode != redrive.PoisonReasonMaxRetries {
+		t.Errorf("ReasonCode of an entry without one = %q, want %q from its reason", m.ReasonCode, redrive.PoisonReasonMaxRetries)
+	}
 	if time.Since(m.PoisonedAt) < 3*time.Hour-time.Minute {
 		t.Errorf("PoisonedAt = %v, want about 3h ago (the entry ID's time)", m.PoisonedAt)
 	}

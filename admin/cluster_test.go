@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/hashslot"
 	"github.com/redrive-go/redrive/internal/redistest"
 )
 
@@ -21,7 +22,7 @@ func TestRequeueOnCluster(t *testing.T) {
 
 	topic := redistest.RandomTopic("admin-cluster-")
 	poisonTopic := redistest.RandomTopic("admin-cluster-poison-")
-	for redrive.HashSlot(poisonTopic) == redrive.HashSlot(topic) {
+	for hashslot.Of(poisonTopic) == hashslot.Of(topic) {
 		poisonTopic = redistest.RandomTopic("admin-cluster-poison-")
 	}
 	keys := redrive.KeysFor(topic)
@@ -45,7 +46,7 @@ func TestRequeueOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if item.marker == "" || item.target != retryStream || redrive.HashSlot(item.marker) != redrive.HashSlot(retryStream) {
+	if item.marker == "" || item.target != retryStream || hashslot.Of(item.marker) != hashslot.Of(retryStream) {
 		t.Fatalf("plan = %+v, want a marker in the slot of %s", item, retryStream)
 	}
 	first, err := requeueMarkedScript.Run(ctx, client, []string{item.target, item.marker}, markedArgs(a.config.RequeueMarkerTTL.Milliseconds(), item.fields)...).Slice()

@@ -51,6 +51,10 @@ type PoisonedMessage struct {
 	UUID string `json:"uuid"`
 	// Reason is why it was poisoned (reason_poisoned).
 	Reason string `json:"reason"`
+	// ReasonCode is the same reason as a code (redrive.MetadataPoisonReason;
+	// for a message poisoned before that was written, derived from Reason by
+	// middleware.PoisonReasonOf). Empty when the entry cannot be decoded.
+	ReasonCode redrive.PoisonReason `json:"reason_code,omitempty"`
 	// OriginalTopic is the topic it was consumed from (topic_poisoned).
 	OriginalTopic string `json:"original_topic"`
 	// Handler is the handler that failed on it (handler_poisoned).
@@ -296,6 +300,7 @@ func (a *Admin) decodePoisoned(e redis.XMessage, payload bool) PoisonedMessage {
 	md := msg.Metadata
 	m.UUID = msg.UUID
 	m.Reason = md.Get(wmiddleware.ReasonForPoisonedKey)
+	m.ReasonCode = middleware.PoisonReasonOf(md)
 	m.OriginalTopic = md.Get(wmiddleware.PoisonedTopicKey)
 	m.Handler = md.Get(wmiddleware.PoisonedHandlerKey)
 	m.Subscriber = md.Get(wmiddleware.PoisonedSubscriberKey)

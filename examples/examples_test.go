@@ -64,9 +64,9 @@ var examples = map[string][]string{
 	},
 	"poison-and-redrive": {
 		`retry 2 of payment-42 scheduled in 200ms`,
-		`payment-42 poisoned after 3 attempts: max retries exceeded \(2\)`,
+		`payment-42 poisoned after 3 attempts: max retries exceeded \(2\): card processor rejects currency "XTS"`,
 		`TopicInfo: stream length 1, poisoned 1`,
-		`ListPoisoned: payment-42  handler charge-card  attempts 3  reason "max retries exceeded \(2\)"`,
+		`ListPoisoned: payment-42  handler charge-card  attempts 3  reason "max retries exceeded \(2\): card processor rejects currency \\"XTS\\""`,
 		`RequeuePoisoned, dry run: payment-42 would-requeue, to group charge-card`,
 		`RequeuePoisoned: payment-42 requeued to \S+:retry:charge-card`,
 		`charge-card: payment-42 charged \(retry count 0 after the requeue; its history keeps the 3 earlier failures; requeued 1 time\)`,
@@ -100,7 +100,7 @@ func TestExamples(t *testing.T) {
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin+string(os.PathSeparator), "./...")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./examples/...: %v\n%s", err, out)
+		t.Fatalf("go build ./... in examples: %v\n%s", err, out)
 	}
 	// A port nothing listens on: the examples fall back to the embedded Redis.
 	closedAddr := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))

@@ -8,6 +8,14 @@
 // groups given to Watch, in one pipelined round trip and at most once per
 // ReadInterval: scrapes in between report the values read last.
 //
+// Poison reasons are the redrive.PoisonReason codes, the same the README
+// lists: max_retries, max_elapsed_time and permanent (the retry middleware:
+// the reason label of redrive_messages_poisoned_total, taken from the
+// PoisonEvent's ReasonCode), crash_loop (the Subscriber: counted by
+// redrive_messages_crash_looped_total), undecodable (the Subscriber: in the
+// poison stream, not counted here) and other (anything else; a hand-made
+// PoisonEvent without a code is read from its Reason text).
+//
 // Every name starts with redrive_, so the collector registers beside
 // Watermill's components/metrics without a clash.
 //
@@ -16,6 +24,7 @@
 //	redrive_retries_scheduled_total{topic,handler}              retries the retry middleware scheduled
 //	redrive_messages_poisoned_total{topic,handler,reason}       messages the retry middleware sent to the poison topic;
 //	                                                            reason is max_retries, max_elapsed_time or permanent
+//	                                                            (the event's ReasonCode)
 //	redrive_messages_claimed_total{topic,consumer_group}        entries taken over from consumers that stopped (crashed)
 //	redrive_messages_crash_looped_total{topic,consumer_group}   entries poisoned after MaxDeliveries deliveries never settled
 //	redrive_metrics_read_errors_total                           failed reads of the gauges from Redis
@@ -67,11 +76,12 @@ const (
 )
 
 // Poison reasons, the values of the reason label of
-// redrive_messages_poisoned_total.
+// redrive_messages_poisoned_total: the redrive.PoisonReason codes the retry
+// middleware writes, as strings.
 const (
-	ReasonMaxRetries     = "max_retries"
-	ReasonMaxElapsedTime = "max_elapsed_time"
-	ReasonPermanent      = "permanent"
+	ReasonMaxRetries     = string(redrive.PoisonReasonMaxRetries)
+	ReasonMaxElapsedTime = string(redrive.PoisonReasonMaxElapsedTime)
+	ReasonPermanent      = string(redrive.PoisonReasonPermanent)
 )
 
 // Config configures a Collector.
@@ -171,7 +181,7 @@ func NewCollector(config Config, logger watermill.LoggerAdapter) (*Collector, er
 		retries: counter("redrive_retries_scheduled_total",
 			"Retries the retry middleware scheduled after a handler failed.", "topic", "handler"),
 		poisoned: counter("redrive_messages_poisoned_total",
-			"Messages the retry middleware sent to the poison topic, by reason (max_retries, max_elapsed_time, permanent).",
+			"Messages the retry middleware sent to the poison topic, by reason (max_retries, max_elapsed_time, permanent, other).",
 			"topic", "handler", "reason"),
 		claimed: counter("redrive_messages_claimed_total",
 			"Pending entries taken over from consumers of the group that stopped.", "topic", "consumer_group"),
@@ -248,7 +258,7 @@ func (c *Collector) OnRetry(next func(middleware.RetryEvent)) func(middleware.Re
 // message, then calls next (when not nil).
 func (c *Collector) OnPoison(next func(middleware.PoisonEvent)) func(middleware.PoisonEvent) {
 	return func(e middleware.PoisonEvent) {
-		c.poisoned.WithLabelValues(e.Topic, e.Handler, PoisonReason(e.Reason)).Inc()
+		c.poisoned.WithLabelValues(e.Topic, e.Handler, string(eventReason(e))).Inc()
 		if next != nil {
 			next(e)
 		}
@@ -276,19 +286,22 @@ func (c *Collector) InstrumentSubscriber(config redrive.SubscriberConfig) redriv
 	return config
 }
 
-// PoisonReason maps a reason_poisoned written by the retry middleware to the
-// reason label: ReasonMaxRetries, ReasonMaxElapsedTime or ReasonPermanent
-// ("other" for anything else), so the label has few values.
-func PoisonReason(reason string) string {
-	switch {
-	case strings.HasPrefix(reason, middleware.ReasonMaxRetries):
-		return ReasonMaxRetries
-	case strings.HasPrefix(reason, middleware.ReasonMaxElapsedTime):
-		return ReasonMaxElapsedTime
-	case strings.HasPrefix(reason, middleware.ReasonPermanent):
-		return ReasonPermanent
+// eventReason is the event's ReasonCode; an event built without one (by
+// hand, or by an older middleware) is read from its text.
+func eventReason(e middleware.PoisonEvent) redrive.PoisonReason {
+	if e.ReasonCode.Known() {
+		return e.ReasonCode
 	}
-	return "other"
+	return middleware.PoisonReasonFromText(e.Reason)
+}
+
+// PoisonReason maps a reason_poisoned text written by redrive to the reason
+// label, a redrive.PoisonReason ("other" for text redrive did not write), so
+// the label has few values. It is for messages poisoned before redrive wrote
+// the code: prefer middleware.PoisonReasonOf on a message's metadata, or a
+// PoisonEvent's ReasonCode.
+func PoisonReason(reason string) string {
+	return string(middleware.PoisonReasonFromText(reason))
 }
 
 // Describe implements prometheus.Collector.

@@ -3,7 +3,8 @@ package middleware
 import (
 	"errors"
 
-	"github.com/cenkalti/backoff/v4"
+	backoffv4 "github.com/cenkalti/backoff/v4"
+	backoffv5 "github.com/cenkalti/backoff/v5"
 )
 
 // PermanentError marks a handler error that retrying cannot fix (invalid
@@ -27,9 +28,11 @@ func Permanent(err error) error {
 }
 
 // IsPermanent reports whether err, or an error it wraps, was marked with
-// Permanent (or with backoff.Permanent from github.com/cenkalti/backoff/v4).
+// Permanent, or with backoff.Permanent from github.com/cenkalti/backoff/v4 or
+// v5 (the one Watermill uses).
 func IsPermanent(err error) bool {
 	var p *PermanentError
-	var bp *backoff.PermanentError
-	return errors.As(err, &p) || errors.As(err, &bp)
+	var v4 *backoffv4.PermanentError
+	var v5 *backoffv5.PermanentError
+	return errors.As(err, &p) || errors.As(err, &v4) || errors.As(err, &v5)
 }

@@ -26,6 +26,7 @@ func ClearRetryState(md message.Metadata) {
 		MetadataLastError,
 		MetadataNextAttemptAt,
 		wmiddleware.ReasonForPoisonedKey,
+		redrive.MetadataPoisonReason,
 		wmiddleware.PoisonedTopicKey,
 		wmiddleware.PoisonedHandlerKey,
 		wmiddleware.PoisonedSubscriberKey,

@@ -16,7 +16,10 @@ import (
 	"github.com/redrive-go/redrive"
 )
 
-// Poison reasons Retry writes in reason_poisoned.
+// Poison reasons Retry writes in reason_poisoned: the text starts with one
+// of them, then tells the limit and the handler's last error, as in
+// "max retries exceeded (5): connection refused". The codes for programs are
+// in redrive.MetadataPoisonReason (see PoisonReasonOf).
 const (
 	ReasonMaxRetries     = "max retries exceeded"
 	ReasonMaxElapsedTime = "max elapsed time exceeded"
@@ -134,8 +137,8 @@ func (r *Retry) settle(msg *message.Message, handlerErr error) (time.Duration, e
 	attempt := Attempt{Number: st.Attempts, FailedAt: now.UTC(), Error: truncate(errText, historyErrorLength)}
 
 	where := r.where(msg)
-	reason := r.poisonReason(st, handlerErr, now)
-	if reason == "" {
+	code, reason := r.poisonReason(st, handlerErr, now)
+	if code == "" {
 		attempt.Delay = r.delay(st.Attempts)
 		st.NextAttemptAt = now.Add(attempt.Delay)
 		if where == DelayInPublisher {
@@ -159,18 +162,19 @@ func (r *Retry) settle(msg *message.Message, handlerErr error) (time.Duration, e
 	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.config.RequeueTimeout)
 	defer cancel()
 
-	if reason != "" {
+	if code != "" {
 		r.logFailure(handlerErr, errText, fields.Add(watermill.LogFields{"attempt": st.Attempts, "next_delay": "none (poisoned)"}))
 		msg.Metadata.Set(wmiddleware.ReasonForPoisonedKey, reason)
+		msg.Metadata.Set(redrive.MetadataPoisonReason, string(code))
 		msg.Metadata.Set(wmiddleware.PoisonedTopicKey, topic)
 		msg.Metadata.Set(wmiddleware.PoisonedHandlerKey, handler)
 		msg.Metadata.Set(wmiddleware.PoisonedSubscriberKey, message.SubscriberNameFromCtx(ctx))
 		if err := r.poison(opCtx, msg, handler); err != nil {
 			return 0, err
 		}
-		r.logger.Info("Message poisoned", fields.Add(watermill.LogFields{"reason": reason, "attempts": st.Attempts, "poison_topic": r.config.PoisonTopic}))
+		r.logger.Info("Message poisoned", fields.Add(watermill.LogFields{"reason": reason, "reason_code": string(code), "attempts": st.Attempts, "poison_topic": r.config.PoisonTopic}))
 		if r.config.OnPoison != nil {
-			r.config.OnPoison(PoisonEvent{Message: msg, Topic: topic, Handler: handler, Attempts: st.Attempts, Reason: reason, Err: handlerErr})
+			r.config.OnPoison(PoisonEvent{Message: msg, Topic: topic, Handler: handler, Attempts: st.Attempts, Reason: reason, ReasonCode: code, Err: handlerErr})
 		}
 		return -1, nil
 	}
@@ -252,19 +256,23 @@ func describeError(err error, maxStack int) string {
 	return fmt.Sprintf("panic: %v\n%s", p.V, truncate(p.Stacktrace, maxStack))
 }
 
-// poisonReason returns why the message must not be retried, or "".
-func (r *Retry) poisonReason(st RetryState, handlerErr error, now time.Time) string {
+// poisonReason returns why the message must not be retried, as a code and
+// as the text for reason_poisoned, or "" when it is retried. The text ends
+// with the handler's error, cut to historyErrorLength, so the poison topic
+// tells what failed as Watermill's PoisonQueue does.
+func (r *Retry) poisonReason(st RetryState, handlerErr error, now time.Time) (redrive.PoisonReason, string) {
+	cause := truncate(handlerErr.Error(), historyErrorLength)
 	switch {
 	case IsPermanent(handlerErr):
-		return ReasonPermanent + ": " + truncate(handlerErr.Error(), historyErrorLength)
+		return redrive.PoisonReasonPermanent, ReasonPermanent + ": " + cause
 	case r.config.ShouldRetry != nil && !r.config.ShouldRetry(handlerErr):
-		return ReasonPermanent + " (ShouldRetry): " + truncate(handlerErr.Error(), historyErrorLength)
+		return redrive.PoisonReasonPermanent, ReasonPermanent + " (ShouldRetry): " + cause
 	case st.Attempts > r.config.maxRetries():
-		return fmt.Sprintf("%s (%d)", ReasonMaxRetries, r.config.maxRetries())
+		return redrive.PoisonReasonMaxRetries, fmt.Sprintf("%s (%d): %s", ReasonMaxRetries, r.config.maxRetries(), cause)
 	case r.config.MaxElapsedTime > 0 && now.Sub(st.FirstFailedAt) >= r.config.MaxElapsedTime:
-		return fmt.Sprintf("%s (%s)", ReasonMaxElapsedTime, r.config.MaxElapsedTime)
+		return redrive.PoisonReasonMaxElapsedTime, fmt.Sprintf("%s (%s): %s", ReasonMaxElapsedTime, r.config.MaxElapsedTime, cause)
 	}
-	return ""
+	return "", ""
 }
 
 // delay is the backoff after failure number attempt, as

@@ -145,8 +145,14 @@ type PoisonEvent struct {
 	Topic, Handler string
 	// Attempts is the number of failures.
 	Attempts int
-	// Reason is what reason_poisoned says.
+	// Reason is what reason_poisoned says, for a person: why, and the
+	// handler's last error.
 	Reason string
+	// ReasonCode is the same reason for programs (metrics, alerts):
+	// redrive.PoisonReasonMaxRetries, PoisonReasonMaxElapsedTime or
+	// PoisonReasonPermanent. It is also in the message's
+	// redrive.MetadataPoisonReason.
+	ReasonCode redrive.PoisonReason
 	// Err is the handler's last error.
 	Err error
 }

@@ -235,7 +235,8 @@ func TestRetryAttemptsSpacingAndPoison(t *testing.T) {
 		t.Errorf("poisoned message = %s %q, want %s %q", poisoned.UUID, poisoned.Payload, ids[0], "always fails")
 	}
 	wantMD := map[string]string{
-		wmiddleware.ReasonForPoisonedKey: "max retries exceeded (3)",
+		wmiddleware.ReasonForPoisonedKey: "max retries exceeded (3): attempt 4 failed",
+		redrive.MetadataPoisonReason:     string(redrive.PoisonReasonMaxRetries),
 		wmiddleware.PoisonedTopicKey:     h.topic,
 		wmiddleware.PoisonedHandlerKey:   "billing",
 		middleware.MetadataAttempts:      "4",
@@ -274,6 +275,8 @@ func TestRetryAttemptsSpacingAndPoison(t *testing.T) {
 	defer eventsMu.Unlock()
 	if len(retryEvents) != 3 || len(poisonEvents) != 1 || poisonEvents[0].Attempts != 4 {
 		t.Errorf("hooks: %d retries, %d poisons (%+v); want 3 and 1 with 4 attempts", len(retryEvents), len(poisonEvents), poisonEvents)
+	} else if e := poisonEvents[0]; e.ReasonCode != redrive.PoisonReasonMaxRetries || e.Reason != wantMD[wmiddleware.ReasonForPoisonedKey] {
+		t.Errorf("poison event reason %q (%q), want %q (%q)", e.Reason, e.ReasonCode, wantMD[wmiddleware.ReasonForPoisonedKey], redrive.PoisonReasonMaxRetries)
 	}
 }
 
@@ -350,6 +353,9 @@ func TestRetryPermanentErrors(t *testing.T) {
 	reasons := map[string]string{}
 	for _, m := range h.poisoned() {
 		reasons[m.UUID] = m.Metadata.Get(wmiddleware.ReasonForPoisonedKey)
+		if code := m.Metadata.Get(redrive.MetadataPoisonReason); code != string(redrive.PoisonReasonPermanent) {
+			t.Errorf("%s: %s = %q, want %q", m.UUID, redrive.MetadataPoisonReason, code, redrive.PoisonReasonPermanent)
+		}
 		if m.Metadata.Get(middleware.MetadataAttempts) != "1" {
 			t.Errorf("%s: attempts %q, want 1", m.UUID, m.Metadata.Get(middleware.MetadataAttempts))
 		}
@@ -385,8 +391,11 @@ func TestRetryMaxElapsedTime(t *testing.T) {
 	ids := h.publish("x")
 	waitFor(t, 20*time.Second, func() bool { return len(h.poisoned()) == 1 }, "message was not poisoned after MaxElapsedTime")
 	p := h.poisoned()[0]
-	if r := p.Metadata.Get(wmiddleware.ReasonForPoisonedKey); r != "max elapsed time exceeded (250ms)" {
+	if r := p.Metadata.Get(wmiddleware.ReasonForPoisonedKey); r != "max elapsed time exceeded (250ms): still failing" {
 		t.Errorf("reason = %q", r)
+	}
+	if code := middleware.PoisonReasonOf(p.Metadata); code != redrive.PoisonReasonMaxElapsedTime {
+		t.Errorf("PoisonReasonOf = %q, want %q", code, redrive.PoisonReasonMaxElapsedTime)
 	}
 	st, err := middleware.ReadRetryState(p.Metadata)
 	if err != nil {

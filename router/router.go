@@ -416,6 +416,16 @@ func (r *Router) Router() *message.Router {
 	return r.router
 }
 
+// Publisher returns the Publisher the Router's handlers publish with and
+// its retry middleware publishes through: Config.Publisher, or the redrive
+// Publisher New created on Config.Client. Publish with it from outside the
+// handlers too (an HTTP endpoint starting a flow), sharing one publisher
+// and its connections. Do not close it: Close closes the one New created,
+// and never the one Config gave.
+func (r *Router) Publisher() message.Publisher {
+	return r.publisher
+}
+
 // Close stops the router: it closes the message.Router (waiting up to its
 // CloseTimeout for the handlers), then every handler's subscriber (waiting
 // for their background services) and the Publisher the Router created. It

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/hashslot"
 	"github.com/redrive-go/redrive/internal/redistest"
 	"github.com/redrive-go/redrive/middleware"
 )
@@ -103,8 +104,8 @@ func badInputCheckKeys(t *testing.T, client redis.UniversalClient, topic, group 
 	cc, isCluster := client.(*redis.ClusterClient)
 	if !isCluster {
 		for _, k := range found {
-			if redrive.HashSlot(k.key) != redrive.HashSlot(topic) {
-				t.Errorf("key %.80q hashes to slot %d, topic %.60q to %d", k.key, redrive.HashSlot(k.key), topic, redrive.HashSlot(topic))
+			if hashslot.Of(k.key) != hashslot.Of(topic) {
+				t.Errorf("key %.80q hashes to slot %d, topic %.60q to %d", k.key, hashslot.Of(k.key), topic, hashslot.Of(topic))
 			}
 		}
 		return

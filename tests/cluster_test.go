@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/hashslot"
 	"github.com/redrive-go/redrive/internal/redistest"
 )
 
@@ -161,7 +162,7 @@ func clusterDelayed(t *testing.T, client *redis.ClusterClient) {
 
 // clusterKeysShareTheTopicSlot asks the cluster itself (CLUSTER KEYSLOT)
 // where every key of the layout goes, for awkward topics and groups: all in
-// the topic's slot, and HashSlot agrees with Redis.
+// the topic's slot, and hashslot.Of agrees with Redis.
 func clusterKeysShareTheTopicSlot(t *testing.T, client *redis.ClusterClient) {
 	ctx := context.Background()
 	groups := []string{"g", "g{x}", "{}", "a}b{c", "ü n i:c{o}de"}
@@ -171,8 +172,8 @@ func clusterKeysShareTheTopicSlot(t *testing.T, client *redis.ClusterClient) {
 		if err != nil {
 			t.Fatalf("CLUSTER KEYSLOT %.60q: %v", topic, err)
 		}
-		if int64(redrive.HashSlot(topic)) != want {
-			t.Errorf("HashSlot(%.60q) = %d, CLUSTER KEYSLOT says %d", topic, redrive.HashSlot(topic), want)
+		if int64(hashslot.Of(topic)) != want {
+			t.Errorf("hashslot.Of(%.60q) = %d, CLUSTER KEYSLOT says %d", topic, hashslot.Of(topic), want)
 		}
 		all := []string{keys.Stream, keys.Delayed, keys.Poison}
 		for _, g := range groups {
@@ -186,8 +187,8 @@ func clusterKeysShareTheTopicSlot(t *testing.T, client *redis.ClusterClient) {
 			if got != want {
 				t.Errorf("topic %.60q: key %.80q in slot %d, the topic in %d", topic, key, got, want)
 			}
-			if int64(redrive.HashSlot(key)) != got {
-				t.Errorf("HashSlot(%.80q) = %d, CLUSTER KEYSLOT says %d", key, redrive.HashSlot(key), got)
+			if int64(hashslot.Of(key)) != got {
+				t.Errorf("hashslot.Of(%.80q) = %d, CLUSTER KEYSLOT says %d", key, hashslot.Of(key), got)
 			}
 		}
 	}

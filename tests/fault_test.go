@@ -1,6 +1,6 @@
 package tests
 
-// Fault tests (issue 5): a consumer process killed with SIGKILL in the middle
+// Fault tests: a consumer process killed with SIGKILL in the middle
 // of a batch, Redis killed and restarted under load, and connections cut in
 // the middle of commands. Each runs on loopback against a redis-server the
 // test owns, waits only on conditions with generous bounds, and logs its

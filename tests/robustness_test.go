@@ -112,6 +112,9 @@ func TestForeignAndCorruptEntries(t *testing.T) {
 		if r := p.msg.Metadata.Get(wmmiddleware.ReasonForPoisonedKey); !strings.HasPrefix(r, redrive.ReasonUndecodable) {
 			t.Errorf("poison entry for %s: reason %q, want it to start with %q", source, r, redrive.ReasonUndecodable)
 		}
+		if code := p.msg.Metadata.Get(redrive.MetadataPoisonReason); code != string(redrive.PoisonReasonUndecodable) {
+			t.Errorf("poison entry for %s: %s = %q, want %q", source, redrive.MetadataPoisonReason, code, redrive.PoisonReasonUndecodable)
+		}
 		if got := p.msg.Metadata.Get(wmmiddleware.PoisonedTopicKey); got != topic {
 			t.Errorf("poison entry for %s: topic %q, want %q", source, got, topic)
 		}
@@ -500,6 +503,9 @@ func TestMaxDeliveriesPoison(t *testing.T) {
 			}
 			if r := p.Metadata.Get(wmmiddleware.ReasonForPoisonedKey); !strings.HasPrefix(r, redrive.ReasonExceededMaxDeliveries) {
 				t.Errorf("reason %q, want %q", r, redrive.ReasonExceededMaxDeliveries)
+			}
+			if code := p.Metadata.Get(redrive.MetadataPoisonReason); code != string(redrive.PoisonReasonCrashLoop) {
+				t.Errorf("%s = %q, want %q", redrive.MetadataPoisonReason, code, redrive.PoisonReasonCrashLoop)
 			}
 			if got := p.Metadata.Get(redrive.MetadataPoisonedSourceID); got != ids[0] {
 				t.Errorf("poisoned source ID %q, want %q", got, ids[0])

@@ -1,6 +1,6 @@
 package tests
 
-// The soak run of issue 5: messages published over most of the run, 5% of
+// The soak run: messages published over most of the run, 5% of
 // them failing transiently (their first attempt) and 1% permanently, handled
 // by 4 consumer processes of one consumer group (TestFaultChildProcess:
 // redrive router, subscriber and retry middleware) that are killed with
@@ -41,7 +41,7 @@ const (
 	// soakDefaultDuration is how long consumers are killed and restarted
 	// in CI; draining what is left takes a few seconds more.
 	soakDefaultDuration = 90 * time.Second
-	// soakDefaultMessages is the issue's figure. Measured on the 2-core CI
+	// soakDefaultMessages is the soak target's volume. Measured on the 2-core CI
 	// machine under -race (4 race-enabled consumer processes, the publisher
 	// and Redis sharing the cores): 100,000 messages published over 60 s
 	// are handled as they come, about 1,700 msg/s, using under one core.

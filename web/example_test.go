@@ -6,9 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 
-	"github.com/alicebob/miniredis/v2"
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive/web"
@@ -17,16 +18,14 @@ import (
 // The console mounted under /redrive/ in an application's own mux, behind
 // the application's authentication.
 func ExampleNewHandler() {
-	mini, err := miniredis.Run() // or your Redis
-	if err != nil {
-		panic(err)
-	}
-	defer mini.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: mini.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr()})
 	defer rdb.Close()
-	rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: "orders", Values: map[string]any{"payload": "{}"}})
+	topic := "shop-orders-" + watermill.NewShortUUID()
+	rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: topic, Values: map[string]any{"payload": "{}"}})
+	defer rdb.Del(context.Background(), topic)
 
-	console, err := web.NewHandler(web.Config{Client: rdb, ReadOnly: true}, nil)
+	// TopicMatch limits the console to the application's topics.
+	console, err := web.NewHandler(web.Config{Client: rdb, ReadOnly: true, TopicMatch: "shop-orders-*"}, nil)
 	if err != nil {
 		panic(err)
 	}
@@ -45,7 +44,7 @@ func ExampleNewHandler() {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	fmt.Println(resp.StatusCode, strings.Contains(string(body), `href="/redrive/topic?name=orders"`))
+	fmt.Println(resp.StatusCode, strings.Contains(string(body), `href="/redrive/topic?name=`+topic+`"`))
 	// Output: 200 true
 }
 
@@ -58,4 +57,13 @@ func requireOperator(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// redisAddr is the Redis the examples run against: $REDIS_ADDR, or
+// 127.0.0.1:6379.
+func redisAddr() string {
+	if addr := os.Getenv("REDIS_ADDR"); addr != "" {
+		return addr
+	}
+	return "127.0.0.1:6379"
 }

@@ -84,3 +84,20 @@ func (a *app) hintNotPoisoned(outs []admin.Outcome, arg, consequence string) {
 	fmt.Fprintf(a.stdout, "%s skipped: no poison metadata, so %s looks like a live topic rather than a poison topic\n"+
 		"(for a topic's own poison stream add --internal); %s.\n\n", plural(int64(n), "entry", "entries"), arg, consequence)
 }
+
+// finish turns the end of a requeue or purge into the exit status.
+func (a *app) finish(err error, notFound []string, failed int) error {
+	if err != nil {
+		return err
+	}
+	if len(notFound) > 0 {
+		fmt.Fprintf(a.stderr, "redrive: not found: %s\n", strings.Join(notFound, ", "))
+	}
+	if failed > 0 {
+		fmt.Fprintf(a.stderr, "redrive: %s could not be handled (see their notes)\n", plural(int64(failed), "message", "messages"))
+	}
+	if len(notFound) > 0 || failed > 0 {
+		return errFailed
+	}
+	return nil
+}

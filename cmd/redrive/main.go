@@ -16,8 +16,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/term"
-
-	"github.com/redrive-go/redrive/admin"
 )
 
 // Exit codes.
@@ -120,14 +118,15 @@ type command struct {
 	// usage is its --help text, with examples.
 	usage string
 	// run declares the command's own flags on fs (which already has the
-	// global ones), parses args with parseFlags and does the work.
-	run func(a *app, ctx context.Context, fs *flag.FlagSet, args []string) error
+	// global ones), calls a.start (parse, check, connect) and does the work.
+	run func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error
 }
 
 // commands holds the leaf commands by their first word ("poison").
 var commands = map[string][]*command{}
 
-// register adds a leaf command under group; the init of commands.go calls it.
+// register adds a leaf command under group; the init of each command
+// group's file calls it.
 func register(group string, c *command) {
 	commands[group] = append(commands[group], c)
 }
@@ -165,7 +164,7 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		if c.name == rest[1] {
 			full := group + " " + c.name
 			fs := a.newFlagSet(full, c.usage)
-			return c.run(a, ctx, fs, rest[2:])
+			return c.run(ctx, a, fs, rest[2:])
 		}
 	}
 	return usagef(group, "unknown command %q (%s has: %s)", group+" "+rest[1], group, subcommandNames(group))
@@ -219,7 +218,7 @@ func (a *app) newFlagSet(name, usage string) *flag.FlagSet {
 // the global flags before a command.
 func (a *app) parseFlags(fs *flag.FlagSet, args []string, stopAtArg bool) ([]string, error) {
 	var positional []string
-	name := strings.TrimPrefix(fs.Name(), "redrive ")
+	name := commandName(fs)
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
@@ -239,18 +238,4 @@ func (a *app) parseFlags(fs *flag.FlagSet, args []string, stopAtArg bool) ([]str
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
-}
-
-// admin connects to Redis and returns an Admin and a closer.
-func (a *app) admin(ctx context.Context) (*admin.Admin, func(), error) {
-	client, err := a.connect(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	adm, err := admin.NewAdmin(admin.Config{Client: client}, nil)
-	if err != nil {
-		_ = client.Close()
-		return nil, nil, err
-	}
-	return adm, func() { _ = client.Close() }, nil
 }

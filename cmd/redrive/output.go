@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/redrive-go/redrive/admin"
@@ -128,4 +130,36 @@ func (p *progressBar) done() {
 	if p.drawn {
 		fmt.Fprint(p.w, "\r\x1b[K")
 	}
+}
+
+// maxRows caps the rows of a table for people; --json has them all.
+const maxRows = 200
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// showBytes prints text as it is and anything else as a hex dump, so binary
+// payloads cannot upset the terminal.
+func showBytes(b []byte) string {
+	printable := utf8.Valid(b)
+	for _, r := range string(b) {
+		if !printable {
+			break
+		}
+		if unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' {
+			printable = false
+		}
+	}
+	if printable {
+		s := string(b)
+		if !strings.HasSuffix(s, "\n") {
+			s += "\n"
+		}
+		return s
+	}
+	return hex.Dump(b)
 }

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redrive-go/redrive"
@@ -16,7 +14,6 @@ import (
 
 func init() {
 	register("topic", &command{name: "trim", usage: topicTrimUsage, run: runTopicTrim})
-	register("group", &command{name: "delete", usage: groupDeleteUsage, run: runGroupDelete})
 }
 
 const topicTrimUsage = `Usage: redrive topic trim <topic> [--retain AGE] [--dry-run]
@@ -40,51 +37,6 @@ Examples:
   redrive topic trim orders --json
 ` + globalFlags
 
-const groupDeleteUsage = `Usage: redrive group delete <topic> <group> [--yes]
-
-Deletes a consumer group of a topic: the group on the topic's stream, and its
-private retry stream and delayed retries. Its pending and unread entries are
-no longer kept for it (other groups still get them), so the next trim can
-remove them. For a group that stopped reading for good (an old deployment, a
-service switched off) and holds every entry after its position in Redis.
-Nothing deletes a group by itself. Asks for confirmation unless --yes is
-given. A subscriber of the group that still runs creates it again.
-
-Flags:
-  --yes   do not ask for confirmation
-
-Examples:
-  redrive group delete orders old-billing
-  redrive group delete orders old-billing --yes --json
-` + globalFlags
-
-// retainValue is the --retain flag: an age like --older-than's, where 0
-// keeps nothing.
-type retainValue struct{ d time.Duration }
-
-// String implements flag.Value.
-func (v *retainValue) String() string { return v.d.String() }
-
-// Set implements flag.Value.
-func (v *retainValue) Set(s string) error {
-	if s == "0" {
-		v.d = 0
-		return nil
-	}
-	var age ageValue
-	if err := age.Set(s); err != nil {
-		return fmt.Errorf("%q is not an age like 0, 90s, 30m, 12h or 7d", s)
-	}
-	v.d = time.Duration(age)
-	return nil
-}
-
-// window is the retention to ask the admin for: 0 keeps nothing, which the
-// admin spells as the smallest window.
-func (v retainValue) window() time.Duration {
-	return max(v.d, time.Millisecond)
-}
-
 // keeping says what the retention window keeps: "keeping the last 10m", or
 // "keeping nothing every group finished with" for --retain 0.
 func keeping(v retainValue) string {
@@ -94,26 +46,19 @@ func keeping(v retainValue) string {
 	return "keeping the last " + short(v.d)
 }
 
-func runTopicTrim(a *app, ctx context.Context, fs *flag.FlagSet, args []string) error {
+func runTopicTrim(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
 	retain := retainValue{d: redrive.DefaultRetainAcked}
 	fs.Var(&retain, "retain", "")
 	dryRun := fs.Bool("dry-run", false, "")
-	pos, err := a.parseFlags(fs, args, false)
+	inv, err := a.start(ctx, fs, args, nil, "topic")
 	if err != nil {
 		return err
 	}
-	if err := oneArg(fs, pos, "topic"); err != nil {
-		return err
-	}
-	adm, closeClient, err := a.admin(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeClient()
-	report, err := adm.TrimTopic(ctx, pos[0], admin.TrimOptions{RetainAcked: retain.window(), DryRun: *dryRun})
+	defer inv.close()
+	report, err := inv.adm.TrimTopic(ctx, inv.args[0], admin.TrimOptions{RetainAcked: retain.window(), DryRun: *dryRun})
 	if err != nil {
 		if errors.Is(err, admin.ErrNotFound) {
-			return fmt.Errorf("topic %q not found: its stream does not exist", pos[0])
+			return fmt.Errorf("topic %q not found: its stream does not exist", inv.args[0])
 		}
 		return err
 	}
@@ -165,67 +110,6 @@ func plural(n int64, one, many string) string {
 		return "1 " + one
 	}
 	return strconv.FormatInt(n, 10) + " " + many
-}
-
-func runGroupDelete(a *app, ctx context.Context, fs *flag.FlagSet, args []string) error {
-	yes := fs.Bool("yes", false, "")
-	pos, err := a.parseFlags(fs, args, false)
-	if err != nil {
-		return err
-	}
-	if err := oneArg(fs, pos, "topic", "group"); err != nil {
-		return err
-	}
-	topic, group := pos[0], pos[1]
-	adm, closeClient, err := a.admin(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeClient()
-	if !*yes {
-		info, err := adm.TopicInfo(ctx, topic, admin.TopicInfoOptions{})
-		if err != nil {
-			return err
-		}
-		var found *admin.GroupInfo
-		for i := range info.Groups {
-			if info.Groups[i].Name == group {
-				found = &info.Groups[i]
-			}
-		}
-		if found == nil {
-			return fmt.Errorf("consumer group %q of topic %q not found", group, topic)
-		}
-		lag := "an unknown number of"
-		if found.Lag >= 0 {
-			lag = strconv.FormatInt(found.Lag, 10)
-		}
-		fmt.Fprintf(a.stderr, "Delete consumer group %q of topic %q? It has %s, %s unread entries and %s; this group will never process them.\nType the group name to confirm: ",
-			group, topic, plural(found.Pending, "pending entry", "pending entries"), lag,
-			plural(found.Retry.Length+found.Retry.Delayed.Count, "retry", "retries"))
-		in := a.stdin
-		if in == nil {
-			in = strings.NewReader("")
-		}
-		answer, _ := bufio.NewReader(in).ReadString('\n')
-		if strings.TrimSpace(answer) != group {
-			fmt.Fprintln(a.stderr)
-			return errors.New("not confirmed: nothing deleted (give --yes to skip the question)")
-		}
-	}
-	res, err := adm.DeleteGroup(ctx, topic, group)
-	if err != nil {
-		if errors.Is(err, admin.ErrNotFound) {
-			return fmt.Errorf("consumer group %q of topic %q not found", group, topic)
-		}
-		return err
-	}
-	if a.json {
-		return a.printJSON(res)
-	}
-	fmt.Fprintf(a.stdout, "Deleted consumer group %s of %s (it had %s and %s).\n",
-		res.Group, res.Topic, plural(res.Pending, "pending entry", "pending entries"), plural(res.Retries, "retry", "retries"))
-	return nil
 }
 
 // holdsBackCell shows what a group holds back in topic info: "-", or how

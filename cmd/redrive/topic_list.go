@@ -34,22 +34,15 @@ Examples:
   redrive topic list --json | jq '.[] | select(.poisoned > 0) | .topic'
 ` + globalFlags
 
-func runTopicList(a *app, ctx context.Context, fs *flag.FlagSet, args []string) error {
+func runTopicList(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
 	var match string
 	fs.StringVar(&match, "match", "", "")
-	pos, err := a.parseFlags(fs, args, false)
+	inv, err := a.start(ctx, fs, args, nil)
 	if err != nil {
 		return err
 	}
-	if err := oneArg(fs, pos); err != nil {
-		return err
-	}
-	adm, closeClient, err := a.admin(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeClient()
-	topics, err := adm.ListTopics(ctx, admin.ListTopicsOptions{Match: match})
+	defer inv.close()
+	topics, err := inv.adm.ListTopics(ctx, admin.ListTopicsOptions{Match: match})
 	if err != nil {
 		return err
 	}

@@ -63,8 +63,8 @@ func (a *app) runWeb(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usagef("web", "web: unexpected argument %q", pos[0])
+	if err := oneArg(fs, pos); err != nil {
+		return err
 	}
 	*prefix = strings.TrimSuffix(*prefix, "/")
 	if *prefix != "" && !strings.HasPrefix(*prefix, "/") {

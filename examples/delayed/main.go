@@ -4,7 +4,7 @@
 // in the topic's delayed set until due, then moves it into the stream; the
 // handler receives them in due order, whatever the publishing order.
 //
-//	go run ./examples/delayed
+//	go -C examples run ./delayed
 //
 // It uses the Redis at REDIS_ADDR (default 127.0.0.1:6379) when one answers,
 // else an embedded in-memory Redis.

@@ -5,7 +5,7 @@
 // service stopped, messages from old producers still arrive, and consumers
 // still on watermill-redisstream read what redrive publishes.
 //
-//	go run ./examples/migrate-from-redisstream
+//	go -C examples run ./migrate-from-redisstream
 //
 // It uses the Redis at REDIS_ADDR (default 127.0.0.1:6379) when one answers,
 // else an embedded in-memory Redis.

@@ -11,7 +11,7 @@
 //
 // Each retry reaches only the handler that failed.
 //
-//	go run ./examples/other-brokers
+//	go -C examples run ./other-brokers
 //
 // It uses the Redis at REDIS_ADDR (default 127.0.0.1:6379) when one answers,
 // else an embedded in-memory Redis. The same setup works with NATS

@@ -3,7 +3,7 @@
 // admin API (what the redrive CLI shows), the bug is "fixed", and it is
 // requeued to the consumer group that failed on it, where it succeeds.
 //
-//	go run ./examples/poison-and-redrive
+//	go -C examples run ./poison-and-redrive
 //
 // It uses the Redis at REDIS_ADDR (default 127.0.0.1:6379) when one answers,
 // else an embedded in-memory Redis.

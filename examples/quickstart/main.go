@@ -3,7 +3,7 @@
 // failures, the retries scheduled in Redis with their delays, and the final
 // success.
 //
-//	go run ./examples/quickstart
+//	go -C examples run ./quickstart
 //
 // It uses the Redis at REDIS_ADDR (default 127.0.0.1:6379) when one answers,
 // else an embedded in-memory Redis.

@@ -3,7 +3,7 @@
 // retries it, while shipping is untouched — the retry reaches billing's group
 // only.
 //
-//	go run ./examples/two-groups
+//	go -C examples run ./two-groups
 //
 // It uses the Redis at REDIS_ADDR (default 127.0.0.1:6379) when one answers,
 // else an embedded in-memory Redis.

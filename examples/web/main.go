@@ -5,8 +5,8 @@
 // URL to see the topics, requeue or purge the poisoned orders, and run a
 // reminder now.
 //
-//	go run ./examples/web            # serves until Ctrl-C
-//	go run ./examples/web -once      # checks the console answers, then exits
+//	go -C examples run ./web            # serves until Ctrl-C
+//	go -C examples run ./web -once      # checks the console answers, then exits
 //
 // It uses the Redis at REDIS_ADDR (default 127.0.0.1:6379) when one answers,
 // else an embedded in-memory Redis.

@@ -1,7 +1,7 @@
 // Command bench runs the same workloads against redrive and
 // watermill-redisstream (the anchor) in one run, on one Redis, and prints
-// msg/s for each side, the ratio redrive/anchor and the targets of issues 2
-// and 3 with PASS or MISS.
+// msg/s for each side, the ratio redrive/anchor and the performance targets
+// (throughput and retry) with PASS or MISS.
 //
 //	go run ./tests/bench                    # publish and consume workloads
 //	go run ./tests/bench -retry             # also the retry and delayed-delivery workloads
@@ -86,7 +86,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.batch, "batch", 100, "messages per Publish call in the batch workload")
 	fs.IntVar(&c.goroutines, "goroutines", 16, "publishing goroutines in the concurrent workload")
 	only := fs.String("only", "", "comma-separated workloads to run, out of "+strings.Join(allWorkloads, ",")+" (default: "+strings.Join(defaultWorkloads, ",")+", plus "+strings.Join(retryWorkloads, ",")+" with -retry; "+wIdle+" only when named)")
-	retry := fs.Bool("retry", false, "also run the retry and delayed-delivery workloads (issue 3); the anchor's retry side runs up to -anchor-limit")
+	retry := fs.Bool("retry", false, "also run the retry and delayed-delivery workloads; the anchor's retry side runs up to -anchor-limit")
 	sides := fs.String("sides", "redisstream,redrive", "which sides to run: redisstream, redrive or both (one side is handy for profiling); add autopipeline for a bare auto-pipelining RESP client, without go-redis, in the publish workloads (autopipeline.go)")
 	fs.IntVar(&c.count, "count", 1, "runs of each publish and consume workload; the table shows the median")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "time limit of one side of one workload; past it the workload reports a timeout")

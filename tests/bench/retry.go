@@ -19,7 +19,8 @@ import (
 // indexKey is the metadata key holding a message's index in a workload.
 const indexKey = "bench_index"
 
-// Retry settings shared by both sides (issue 3, section 3).
+// Retry settings shared by both sides, so the retry workloads compare like
+// with like.
 const (
 	retryMaxRetries  = 5
 	retryMultiplier  = 2

@@ -1,4 +1,7 @@
-package redrive
+// Package hashslot computes Redis Cluster hash slots, which redrive needs to
+// keep every key of a topic together and to know when two keys may be used
+// in one script.
+package hashslot
 
 // Redis Cluster assigns a key to one of 16384 slots by CRC16 of its hash tag
 // (the part between the first '{' and the next '}', when non-empty) or of the
@@ -30,9 +33,9 @@ func crc16(s string) uint16 {
 	return crc
 }
 
-// hashTag returns the part of key that Redis Cluster hashes, and whether the
-// key has a non-empty tag.
-func hashTag(key string) (string, bool) {
+// Tag returns the part of key that Redis Cluster hashes, and whether the
+// key has a non-empty hash tag.
+func Tag(key string) (string, bool) {
 	for i := 0; i < len(key); i++ {
 		if key[i] != '{' {
 			continue
@@ -50,8 +53,8 @@ func hashTag(key string) (string, bool) {
 	return key, false
 }
 
-// HashSlot returns the Redis Cluster slot of key.
-func HashSlot(key string) int {
-	tag, _ := hashTag(key)
+// Of returns the Redis Cluster slot of key.
+func Of(key string) int {
+	tag, _ := Tag(key)
 	return int(crc16(tag) % clusterSlots)
 }
