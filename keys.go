@@ -22,6 +22,7 @@ const keyNamespace = "redrive"
 //	{t}:redrive:<T>:retry:<g>  stream of retries private to consumer group g
 //	{t}:redrive:<T>:retry:<g>:delayed  sorted set of g's retries waiting for their due time
 //	{t}:redrive:<T>:poison-topics  set of other poison topics holding messages of T
+//	{t}:redrive:<T>:admin:<name>   short-lived markers of the admin's cross-slot requeues
 //
 // The tag {t} is the topic's own tag when it has one, "{T}" when T holds no
 // '}', and otherwise a short tag found to hash to T's slot.

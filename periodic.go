@@ -10,7 +10,7 @@ import (
 )
 
 // startPeriodic is the loop of the subscription's periodic services (the
-// claimer, the consumer janitor, the in-flight keeper): it starts on base,
+// claimer, the consumer janitor, the in-flight keeper, the trimmer): it starts on base,
 // runs pass every interval until the service stops, and logs failures
 // without flooding. after, when set, runs after every pass with its error.
 func startPeriodic(ctx context.Context, base *startstop.Base, interval time.Duration, logger watermill.LoggerAdapter,

@@ -1,6 +1,7 @@
-// Command redrive inspects and repairs redrive topics in Redis: topic info,
-// poisoned messages (list, show, requeue, purge) and delayed messages (list,
-// run now). Run "redrive --help" for the commands and examples.
+// Command redrive inspects and repairs redrive topics in Redis: topics (list,
+// info, trim), consumer groups (delete), poisoned messages (list, show,
+// requeue, purge), delayed messages (list, run now), and the web console
+// (redrive web). Run "redrive --help" for the commands and examples.
 package main
 
 import (

@@ -3,10 +3,10 @@
 // msg/s for each side, the ratio redrive/anchor and the performance targets
 // (throughput and retry) with PASS or MISS.
 //
-//	go run ./tests/bench                    # publish and consume workloads
-//	go run ./tests/bench -retry             # also the retry and delayed-delivery workloads
-//	go run ./tests/bench -only consume -count 3
-//	go run ./tests/bench -retry -json > bench.json
+//	go -C tests/bench run .                    # publish and consume workloads
+//	go -C tests/bench run . -retry             # also the retry and delayed-delivery workloads
+//	go -C tests/bench run . -only consume -count 3
+//	go -C tests/bench run . -retry -json > bench.json
 //
 // Redis is REDIS_ADDR (default 127.0.0.1:6379). The server is never flushed:
 // every key the benchmark writes carries the run's random ID, and all of them
