@@ -15,12 +15,11 @@ import (
 	"github.com/redrive-go/redrive/internal/testsignal"
 )
 
-// DelayedMover defaults.
 const (
-	// DefaultMoverErrorBackoff is the first pause after a failed move; it
-	// doubles up to DefaultMoverMaxErrorBackoff.
-	DefaultMoverErrorBackoff    = 50 * time.Millisecond
-	DefaultMoverMaxErrorBackoff = 5 * time.Second
+	// moverErrorBackoff is the first pause after a failed move; it doubles
+	// up to moverMaxErrorBackoff.
+	moverErrorBackoff    = 50 * time.Millisecond
+	moverMaxErrorBackoff = 5 * time.Second
 )
 
 // DelayedMoverConfig configures a DelayedMover.
@@ -90,11 +89,11 @@ type DelayedMover struct {
 	logger watermill.LoggerAdapter
 
 	// TestSignals lets tests wait for the mover's work.
-	TestSignals DelayedMoverTestSignals
+	TestSignals delayedMoverTestSignals
 }
 
-// DelayedMoverTestSignals are sent by the mover when tests asked for them.
-type DelayedMoverTestSignals struct {
+// delayedMoverTestSignals are sent by the mover when tests asked for them.
+type delayedMoverTestSignals struct {
 	// Moved carries the number of messages moved by each call that moved any.
 	Moved testsignal.Signal[int]
 	// Polled is sent after every call.
@@ -149,7 +148,7 @@ func (m *DelayedMover) run(ctx context.Context, wake chan time.Time) {
 				return
 			}
 			failures.failed(err)
-			errorBackoff = min(max(2*errorBackoff, DefaultMoverErrorBackoff), DefaultMoverMaxErrorBackoff)
+			errorBackoff = min(max(2*errorBackoff, moverErrorBackoff), moverMaxErrorBackoff)
 			sleep = errorBackoff
 		case int64(moved) == m.config.BatchSize:
 			failures.succeeded()

@@ -14,7 +14,7 @@ import (
 // pipeline cannot fall back from EVALSHA. Read the reply with
 // ParseRetentionReport after Exec.
 func QueueRetentionReport(ctx context.Context, pipe redis.Pipeliner, stream string, retainAcked time.Duration) *redis.Cmd {
-	return pipe.Eval(ctx, trimSource, []string{stream}, max(retainAcked, 0).Milliseconds(), "0", DefaultUnreadCountLimit)
+	return pipe.Eval(ctx, trimSource, []string{stream}, max(retainAcked, 0).Milliseconds(), "0", unreadCountLimit)
 }
 
 // ParseRetentionReport reads the reply of a QueueRetentionReport command.

@@ -10,6 +10,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/components/delay"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/redrive-go/redrive/internal/wire"
 )
 
 // Fuzz targets for everything redrive decodes from Redis or from message
@@ -18,7 +20,7 @@ import (
 // same: never a panic, and either a sound result or an error that says what
 // was wrong.
 
-// FuzzDecodeEntry feeds decodeEntry stream entries as a foreign producer (or
+// FuzzDecodeEntry feeds wire.DecodeEntry stream entries as a foreign producer (or
 // a corrupted one) could have written them with XADD: any subset of the
 // three wire-format fields, with arbitrary bytes in each, plus one extra
 // field, and sometimes a value that is not a string.
@@ -38,10 +40,10 @@ func FuzzDecodeEntry(f *testing.F) {
 			values[UUIDHeaderKey] = uuid
 		}
 		if present&2 != 0 {
-			values[payloadField] = string(payload)
+			values[wire.PayloadField] = string(payload)
 		}
 		if present&4 != 0 {
-			values[metadataField] = string(metadata)
+			values[wire.MetadataField] = string(metadata)
 		}
 		if present&8 != 0 {
 			values[extraKey] = string(extraValue)
@@ -51,10 +53,10 @@ func FuzzDecodeEntry(f *testing.F) {
 			// reply may not.
 			values[extraKey] = extraValue
 		}
-		msg, err := decodeEntry(DefaultMarshallerUnmarshaller{}, "1700000000000-7", values)
+		msg, err := wire.DecodeEntry(DefaultMarshallerUnmarshaller{}, "1700000000000-7", values)
 		if err != nil {
-			if !errors.Is(err, errUndecodable) {
-				t.Fatalf("error does not wrap errUndecodable: %v", err)
+			if !errors.Is(err, wire.ErrUndecodable) {
+				t.Fatalf("error does not wrap wire.ErrUndecodable: %v", err)
 			}
 			if strings.Contains(err.Error(), "panicked") {
 				t.Fatalf("the default unmarshaller panicked: %v", err)
@@ -74,18 +76,18 @@ func FuzzDecodeEntry(f *testing.F) {
 		if msg.UUID != wantUUID {
 			t.Fatalf("UUID %q, want %q", msg.UUID, wantUUID)
 		}
-		if p, _ := values[payloadField].(string); string(msg.Payload) != p {
+		if p, _ := values[wire.PayloadField].(string); string(msg.Payload) != p {
 			t.Fatalf("payload %q, want %q", msg.Payload, p)
 		}
 	})
 }
 
-// FuzzDecodeDelayedMember feeds decodeDelayedMember arbitrary sorted-set
+// FuzzDecodeDelayedMember feeds wire.DecodeDelayedMember arbitrary sorted-set
 // members and scores, and checks that members redrive encodes decode back to
 // the same fields.
 func FuzzDecodeDelayedMember(f *testing.F) {
 	_, member, _ := encodeDelayedMember(map[string]interface{}{
-		UUIDHeaderKey: "uuid-1", payloadField: []byte("payload\x00\xff"), metadataField: []byte{0x80},
+		UUIDHeaderKey: "uuid-1", wire.PayloadField: []byte("payload\x00\xff"), wire.MetadataField: []byte{0x80},
 	})
 	f.Add([]byte(member), 1.7e12, "k", []byte("v"))
 	f.Add([]byte{0x90}, 0.0, "", []byte(nil))                        // empty array
@@ -98,7 +100,7 @@ func FuzzDecodeDelayedMember(f *testing.F) {
 	f.Add([]byte("not msgpack"), 0.0, "", []byte(nil))
 
 	f.Fuzz(func(t *testing.T, member []byte, score float64, key string, value []byte) {
-		e, err := decodeDelayedMember(string(member), score)
+		e, err := wire.DecodeDelayedMember(string(member), score)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "decode delayed message") {
 				t.Fatalf("unclear error: %v", err)
@@ -113,7 +115,7 @@ func FuzzDecodeDelayedMember(f *testing.F) {
 		if err != nil {
 			t.Fatalf("encode %q: %v", fields, err)
 		}
-		back, err := decodeDelayedMember(encoded, 1)
+		back, err := wire.DecodeDelayedMember(encoded, 1)
 		if err != nil {
 			t.Fatalf("decode what was encoded: %v", err)
 		}

@@ -1,14 +1,6 @@
 package redrive
 
-import (
-	"strconv"
-	"strings"
-
-	"github.com/redrive-go/redrive/internal/hashslot"
-)
-
-// keyNamespace separates redrive's own keys from the application's.
-const keyNamespace = "redrive"
+import "github.com/redrive-go/redrive/internal/wire"
 
 // TopicKeys names every Redis key redrive uses for one topic. All of them hash
 // to the same Redis Cluster slot as the topic's stream, so one Lua script or
@@ -42,7 +34,7 @@ type TopicKeys struct {
 
 // KeysFor returns the key layout of topic.
 func KeysFor(topic string) TopicKeys {
-	prefix := slotPrefix(topic) + ":" + keyNamespace + ":" + topic
+	prefix := wire.TopicPrefix(topic)
 	return TopicKeys{
 		Topic:   topic,
 		Stream:  topic,
@@ -69,24 +61,4 @@ func (k TopicKeys) GroupRetry(group string) string {
 // time.
 func (k TopicKeys) GroupRetryDelayed(group string) string {
 	return k.GroupRetry(group) + ":delayed"
-}
-
-// slotPrefix returns a "{tag}" that hashes to the same slot as topic.
-func slotPrefix(topic string) string {
-	if tag, ok := hashslot.Tag(topic); ok {
-		return "{" + tag + "}"
-	}
-	if !strings.Contains(topic, "}") {
-		return "{" + topic + "}"
-	}
-	// A '}' without a valid tag: wrapping the topic in braces would hash a
-	// different string, so search for a short tag with the same slot. There are
-	// 16384 slots, so a few tens of thousands of candidates always suffice.
-	want := hashslot.Of(topic)
-	for i := 0; ; i++ {
-		candidate := "s" + strconv.Itoa(i)
-		if hashslot.Of(candidate) == want {
-			return "{" + candidate + "}"
-		}
-	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redrive-go/redrive/internal/entryfields"
 	"github.com/redrive-go/redrive/internal/hashslot"
+	"github.com/redrive-go/redrive/internal/wire"
 )
 
 // Metadata the subscriber adds to the entries it poisons, besides Watermill's
@@ -60,7 +61,7 @@ func (s *subscription) poisonMetadata(stream, id string, code PoisonReason, reas
 // carries the original payload (when there is one) and every raw field.
 func (s *subscription) poisonEntryFields(stream, id string, values map[string]interface{}, code PoisonReason, reason string) map[string]interface{} {
 	md := s.poisonMetadata(stream, id, code, reason)
-	if msg, err := decodeEntry(s.config().Unmarshaller, id, values); err == nil {
+	if msg, err := wire.DecodeEntry(s.config().Unmarshaller, id, values); err == nil {
 		for k, v := range md {
 			msg.Metadata.Set(k, v)
 		}
@@ -72,14 +73,14 @@ func (s *subscription) poisonEntryFields(stream, id string, values map[string]in
 	if uuid == "" {
 		uuid = id
 	}
-	payload, _ := values[payloadField].(string)
+	payload, _ := values[wire.PayloadField].(string)
 	encodedMD, _ := msgpack.Marshal(md)
 	raw, _ := msgpack.Marshal(values)
 	return map[string]interface{}{
-		UUIDHeaderKey:  uuid,
-		payloadField:   payload,
-		metadataField:  encodedMD,
-		RawFieldsField: raw,
+		UUIDHeaderKey:      uuid,
+		wire.PayloadField:  payload,
+		wire.MetadataField: encodedMD,
+		RawFieldsField:     raw,
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/wire"
 )
 
 // Read error backoff: the first pause after a failed read, doubled up to the
@@ -512,7 +514,7 @@ func (s *subscription) accept(stream string, entry redis.XMessage) {
 		s.releaseSlots(1)
 		return
 	}
-	msg, err := decodeEntry(s.config().Unmarshaller, entry.ID, entry.Values)
+	msg, err := wire.DecodeEntry(s.config().Unmarshaller, entry.ID, entry.Values)
 	if err != nil {
 		s.poisonUndecodable(stream, entry, err)
 		s.releaseSlots(1)

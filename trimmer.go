@@ -36,11 +36,12 @@ const (
 	// about a consumer group that holds entries older than the retention
 	// window back.
 	DefaultHoldBackLogInterval = 5 * time.Minute
-	// DefaultUnreadCountLimit caps how many unread entries of a group are
-	// counted one by one on servers that give no lag (Redis 6.2); the count
-	// then reads as "at least".
-	DefaultUnreadCountLimit = 10000
 )
+
+// unreadCountLimit caps how many unread entries of a group are counted one by
+// one on servers that give no lag (Redis 6.2); the count then reads as "at
+// least".
+const unreadCountLimit = 10000
 
 // TrimmerConfig configures a Trimmer.
 type TrimmerConfig struct {
@@ -143,8 +144,8 @@ type GroupRetention struct {
 	// when unknown (the server gives no lag and the group holds nothing
 	// back, so it was not counted).
 	Unread int64 `json:"unread"`
-	// UnreadAtLeast is true when Unread was counted up to
-	// DefaultUnreadCountLimit and stopped there.
+	// UnreadAtLeast is true when Unread was counted one by one up to its
+	// limit of 10,000 and stopped there.
 	UnreadAtLeast bool `json:"unread_at_least,omitempty"`
 	// HoldsBack is true when the stream keeps entries older than the
 	// retention window that the group still needs.
@@ -171,7 +172,7 @@ func TrimStream(ctx context.Context, client redis.Scripter, stream string, retai
 	if dryRun {
 		trim = "0"
 	}
-	return readTrimReply("trim", stream, trimScript.Run(ctx, client, []string{stream}, retainAcked.Milliseconds(), trim, DefaultUnreadCountLimit))
+	return readTrimReply("trim", stream, trimScript.Run(ctx, client, []string{stream}, retainAcked.Milliseconds(), trim, unreadCountLimit))
 }
 
 // readTrimReply reads the trim script's reply; what names the operation in
@@ -259,11 +260,11 @@ type Trimmer struct {
 	lastHoldBackLog time.Time
 
 	// TestSignals lets tests wait for the trimmer's work.
-	TestSignals TrimmerTestSignals
+	TestSignals trimmerTestSignals
 }
 
-// TrimmerTestSignals are sent by the trimmer when tests asked for them.
-type TrimmerTestSignals struct {
+// trimmerTestSignals are sent by the trimmer when tests asked for them.
+type trimmerTestSignals struct {
 	// Trimmed carries the result of every run that succeeded.
 	Trimmed testsignal.Signal[TrimResult]
 }

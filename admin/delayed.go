@@ -14,6 +14,7 @@ import (
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/entryfields"
+	"github.com/redrive-go/redrive/internal/wire"
 	"github.com/redrive-go/redrive/middleware"
 )
 
@@ -139,7 +140,7 @@ func (a *Admin) ListDelayed(ctx context.Context, set DelayedSet, opts ListDelaye
 func (a *Admin) decodeDelayed(set DelayedSet, z redis.Z) DelayedMessage {
 	member, _ := z.Member.(string)
 	m := DelayedMessage{Topic: set.Topic, Group: set.Group, DueAt: time.UnixMilli(int64(z.Score)), member: member}
-	entry, err := redrive.DecodeDelayedMember(member, z.Score)
+	entry, err := wire.DecodeDelayedMember(member, z.Score)
 	if err != nil {
 		m.DecodeError = err.Error()
 		m.fields = map[string]interface{}{corruptDelayedField: member}
@@ -147,7 +148,7 @@ func (a *Admin) decodeDelayed(set DelayedSet, z redis.Z) DelayedMessage {
 	}
 	m.ID, m.fields = entry.ID, entry.Fields
 	m.UUID, _ = entry.Fields[redrive.UUIDHeaderKey].(string)
-	msg, err := redrive.DecodeEntry(a.config.Unmarshaller, entry.ID, entry.Fields)
+	msg, err := wire.DecodeEntry(a.config.Unmarshaller, entry.ID, entry.Fields)
 	if err != nil {
 		m.DecodeError = err.Error()
 		return m

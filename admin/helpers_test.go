@@ -14,6 +14,7 @@ import (
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/redistest"
+	"github.com/redrive-go/redrive/internal/wire"
 	"github.com/redrive-go/redrive/middleware"
 )
 
@@ -140,7 +141,7 @@ func delayedMember(t *testing.T, id string, msg *message.Message, topic string) 
 	if err != nil {
 		t.Fatalf("marshal: %v", err)
 	}
-	member, err := redrive.EncodeDelayedMember(id, fields)
+	member, err := wire.EncodeDelayedMember(id, fields)
 	if err != nil {
 		t.Fatalf("encode delayed member: %v", err)
 	}

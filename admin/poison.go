@@ -15,6 +15,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/wire"
 	"github.com/redrive-go/redrive/middleware"
 )
 
@@ -290,7 +291,7 @@ func (a *Admin) decodePoisoned(e redis.XMessage, payload bool) PoisonedMessage {
 			m.RawFields = decodeRawFields(raw)
 		}
 	}
-	msg, err := redrive.DecodeEntry(a.config.Unmarshaller, e.ID, e.Values)
+	msg, err := wire.DecodeEntry(a.config.Unmarshaller, e.ID, e.Values)
 	if err != nil {
 		m.DecodeError = err.Error()
 		m.UUID, _ = e.Values[redrive.UUIDHeaderKey].(string)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/entryfields"
+	"github.com/redrive-go/redrive/internal/wire"
 	"github.com/redrive-go/redrive/middleware"
 )
 
@@ -310,7 +311,7 @@ func (a *Admin) planRequeue(ctx context.Context, poisonStream string, m *Poisone
 	}
 	item := requeueItem{out: out, target: out.Target, fields: fields}
 	if !a.sameSlot(poisonStream, out.Target) {
-		item.marker = keys.AdminKey("requeued:" + poisonStream + ":" + m.ID)
+		item.marker = wire.AdminKey(keys.Topic, "requeued:"+poisonStream+":"+m.ID)
 	}
 	return item, nil
 }

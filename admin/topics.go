@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/wire"
 )
 
 // Defaults for ListTopicsOptions.
@@ -172,7 +173,7 @@ func compactSorted(s []string) []string {
 // an admin key) rather than a topic.
 func IsInternalKey(key string) bool {
 	_, ok := internalKeyTopic(key, func(k redrive.TopicKeys) bool {
-		return key == k.Poison || key == k.Delayed || strings.HasPrefix(key, k.GroupRetry("")) || strings.HasPrefix(key, k.AdminKey(""))
+		return key == k.Poison || key == k.Delayed || strings.HasPrefix(key, k.GroupRetry("")) || strings.HasPrefix(key, wire.AdminKey(k.Topic, ""))
 	})
 	return ok
 }
@@ -333,7 +334,7 @@ func allIdle(consumers []redis.XInfoConsumer, idleAfter time.Duration) bool {
 // isPoisonEntry reports whether a stream entry is a message poisoned by
 // Watermill's or redrive's poison middleware.
 func (a *Admin) isPoisonEntry(e redis.XMessage) bool {
-	msg, err := redrive.DecodeEntry(a.config.Unmarshaller, e.ID, e.Values)
+	msg, err := wire.DecodeEntry(a.config.Unmarshaller, e.ID, e.Values)
 	return err == nil && msg.Metadata.Get(wmiddleware.ReasonForPoisonedKey) != ""
 }
 

@@ -12,13 +12,14 @@ import (
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/redistest"
+	"github.com/redrive-go/redrive/internal/wire"
 )
 
 func TestIsInternalKey(t *testing.T) {
 	t.Parallel()
 	for _, topic := range []string{"orders", "a:b:c", "{tag}x", "we}ird", "x:retry:y"} {
 		k := redrive.KeysFor(topic)
-		for _, key := range []string{k.Poison, k.Delayed, k.GroupRetry("g"), k.GroupRetryDelayed("g:h"), k.AdminKey("m")} {
+		for _, key := range []string{k.Poison, k.Delayed, k.GroupRetry("g"), k.GroupRetryDelayed("g:h"), wire.AdminKey(k.Topic, "m")} {
 			if !IsInternalKey(key) {
 				t.Errorf("IsInternalKey(%q) = false, want true (a key of topic %q)", key, topic)
 			}

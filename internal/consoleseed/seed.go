@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/wire"
 	"github.com/redrive-go/redrive/middleware"
 )
 
@@ -201,7 +202,7 @@ func Seed(ctx context.Context, client redis.UniversalClient, prefix string) (See
 		if err != nil {
 			return s, err
 		}
-		member, err := redrive.EncodeDelayedMember(watermill.NewUUID(), fields)
+		member, err := wire.EncodeDelayedMember(watermill.NewUUID(), fields)
 		if err != nil {
 			return s, err
 		}
