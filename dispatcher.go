@@ -1,0 +1,141 @@
+package redrive
+
+import (
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+)
+
+// dispatchLoop hands queued messages to the channel one at a time, in the
+// order read; redeliveries after a nack go first. It measures how long each
+// message waits for a handler to take it (the read-ahead follows that), and
+// when one waits MaxIdleTime/2 the reader has stopped taking messages: it
+// gives that one and every queued entry back to the group.
+func (s *subscription) dispatchLoop() {
+	defer s.dispatching.Done()
+	var (
+		giveBack  <-chan time.Time
+		stallTime *time.Timer
+	)
+	if after := s.giveBackAfter(); after > 0 {
+		stallTime = time.NewTimer(after)
+		stallTime.Stop()
+		defer stallTime.Stop()
+		giveBack = stallTime.C
+	}
+	for {
+		var d *delivery
+		select {
+		case d = <-s.redeliver:
+		default:
+			select {
+			case d = <-s.redeliver:
+			case d = <-s.queue:
+			case <-s.stopReading:
+				return
+			}
+		}
+		select {
+		case s.out <- d.msg:
+			s.handOut(d, 0)
+			continue
+		default:
+		}
+		offered := time.Now()
+		if stallTime != nil {
+			stallTime.Reset(s.giveBackAfter())
+		}
+		select {
+		case s.out <- d.msg:
+			if stallTime != nil {
+				stallTime.Stop()
+			}
+			s.handOut(d, time.Since(offered))
+		case <-giveBack:
+			s.ahead.stalled(time.Since(offered))
+			s.stalled.Store(true)
+			s.giveBackQueued(d)
+		case <-s.stopReading:
+			d.cancel()
+			return
+		}
+	}
+}
+
+// giveBackAfter is how long a message may wait for a handler before the
+// entries waiting in this subscription go back to the group; 0 (never) in
+// fan-out, where there is no group to take them, and with MaxInFlight 1,
+// whose stream order a given-back entry would break.
+func (s *subscription) giveBackAfter() time.Duration {
+	if s.group == "" || s.config().MaxInFlight == 1 {
+		return 0
+	}
+	return s.config().MaxIdleTime / 2
+}
+
+func (s *subscription) handOut(d *delivery, waited time.Duration) {
+	d.entry.handedOut = d.msg
+	d.entry.out.Store(true)
+	s.handedOut.Add(1)
+	s.handedOutCount.Add(1)
+	s.ahead.taken(waited)
+	s.stalled.Store(false)
+	go s.awaitOutcome(d)
+}
+
+// giveBackQueued gives held, which no handler took, and every entry queued
+// behind it back to the group.
+func (s *subscription) giveBackQueued(held *delivery) {
+	entries := []*pendingEntry{held.entry}
+	held.cancel()
+	for {
+		var d *delivery
+		select {
+		case d = <-s.redeliver:
+		case d = <-s.queue:
+		default:
+			s.ahead.removed(len(entries))
+			s.logger.Info("Nobody took messages for MaxIdleTime/2; giving the waiting entries back to the group", watermill.LogFields{"count": len(entries)})
+			s.giveBack(entries)
+			return
+		}
+		d.cancel()
+		entries = append(entries, d.entry)
+	}
+}
+
+func (s *subscription) awaitOutcome(d *delivery) {
+	defer s.handedOut.Done()
+	defer s.handedOutCount.Add(-1)
+	defer func() {
+		if s.closing.Load() {
+			select {
+			case s.settled <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	select {
+	case <-d.msg.Acked():
+		d.cancel()
+		s.settle(d.entry)
+	case <-d.msg.Nacked():
+		d.cancel()
+		if d.entry.settled.Load() {
+			// Already requeued or poisoned in Redis: nothing to redeliver.
+			s.settle(d.entry)
+			return
+		}
+		d.entry.out.Store(false)
+		if sleep := s.config().NackResendSleep; sleep > 0 && !s.sleep(sleep) {
+			return
+		}
+		if s.stoppedReading() {
+			return
+		}
+		s.ahead.added(1)
+		s.redeliver <- s.newDelivery(d.entry, d.msg.Copy())
+	case <-s.stopAll:
+		d.cancel()
+	}
+}

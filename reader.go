@@ -1,0 +1,245 @@
+package redrive
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/wire"
+)
+
+// Read error backoff: the first pause after a failed read, doubled up to the
+// cap while the failures go on.
+const (
+	readErrorBackoff    = 50 * time.Millisecond
+	readErrorBackoffMax = 5 * time.Second
+)
+
+// acquireSlots waits for one free slot, then takes up to want-1 more that are
+// free. It returns 0 when reading stops.
+func (s *subscription) acquireSlots(want int) int {
+	select {
+	case <-s.slots:
+	case <-s.stopReading:
+		return 0
+	}
+	return 1 + s.tryAcquireSlots(want-1)
+}
+
+// waitSlots is acquireSlots for the background services: it also gives up
+// when ctx ends.
+func (s *subscription) waitSlots(ctx context.Context, want int) int {
+	select {
+	case <-s.slots:
+	case <-s.stopReading:
+		return 0
+	case <-ctx.Done():
+		return 0
+	}
+	return 1 + s.tryAcquireSlots(want-1)
+}
+
+// tryAcquireSlots takes up to want free slots without waiting.
+func (s *subscription) tryAcquireSlots(want int) int {
+	n := 0
+	for n < want {
+		select {
+		case <-s.slots:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+func (s *subscription) releaseSlots(n int) {
+	for range n {
+		s.slots <- struct{}{}
+	}
+}
+
+func (s *subscription) readLoop() {
+	defer s.reading.Done()
+	// Entries the last read brought after shutdown gave back what was held.
+	defer func() { s.giveBack(s.notHandedOut()) }()
+	failures := newErrorLog(s.logger, "Reading the stream failed")
+	var backoff time.Duration
+	history := s.group != ""
+	historyFrom := map[string]string{}
+	for _, st := range s.streams() {
+		historyFrom[st] = "0"
+	}
+	for {
+		want := s.ahead.want(s.stopReading)
+		if want == 0 {
+			return
+		}
+		n := s.acquireSlots(min(want, int(s.config().ReadBatchSize)))
+		if n == 0 {
+			return
+		}
+		streams, err := s.read(n, history, historyFrom)
+		switch {
+		case errors.Is(err, redis.Nil):
+			err = nil
+		case isNoGroup(err):
+			// The stream or group was deleted under us: recreate and go on.
+			s.logger.Info("Consumer group missing; recreating it", watermill.LogFields{"err": err.Error()})
+			err = s.createGroups(s.ctx)
+		}
+		if err != nil {
+			s.releaseSlots(n)
+			if s.stoppedReading() {
+				return
+			}
+			failures.failed(err)
+			backoff = min(max(2*backoff, readErrorBackoff), readErrorBackoffMax)
+			if !s.sleep(backoff) {
+				return
+			}
+			continue
+		}
+		failures.succeeded()
+		backoff = 0
+
+		got := 0
+		for _, st := range streams {
+			got += len(st.Messages)
+		}
+		if history && got == 0 {
+			history = false
+		}
+		var overDelivered map[string]map[string]int64
+		if history {
+			overDelivered = s.overDelivered(streams)
+		}
+		// XREADGROUP's COUNT applies per stream, so two streams may return up
+		// to twice what was asked; the extra entries wait for their slots.
+		held := n
+		for _, st := range streams {
+			for _, entry := range st.Messages {
+				if history {
+					historyFrom[st.Stream] = entry.ID
+				}
+				if s.group == "" {
+					s.fanOutLastID = entry.ID
+				}
+				if held == 0 {
+					select {
+					case <-s.slots:
+						held++
+					case <-s.stopReading:
+						// Ours in Redis but never delivered: released at shutdown.
+						s.track(&pendingEntry{sub: s, stream: st.Stream, id: entry.ID})
+						continue
+					}
+				}
+				held--
+				if delivered, ok := overDelivered[st.Stream][entry.ID]; ok {
+					s.poisonOverDelivered(st.Stream, entry, delivered)
+					s.releaseSlots(1)
+					continue
+				}
+				s.accept(st.Stream, entry)
+			}
+		}
+		s.releaseSlots(held)
+	}
+}
+
+func (s *subscription) read(count int, history bool, historyFrom map[string]string) ([]redis.XStream, error) {
+	c := s.config()
+	if s.group == "" {
+		return s.client.XRead(s.ctx, &redis.XReadArgs{
+			Streams: []string{s.keys.Stream, s.fanOutLastID},
+			Count:   int64(count),
+			Block:   c.BlockTime,
+		}).Result()
+	}
+	streams := s.streams()
+	args := &redis.XReadGroupArgs{
+		Group:    s.group,
+		Consumer: c.Consumer,
+		Count:    int64(count),
+		Block:    c.BlockTime,
+	}
+	args.Streams = append(args.Streams, streams...)
+	for _, st := range streams {
+		if history {
+			// This consumer's own pending entries, left by an earlier process
+			// with the same Consumer name: finish them first.
+			args.Streams = append(args.Streams, historyFrom[st])
+		} else {
+			args.Streams = append(args.Streams, ">")
+		}
+	}
+	if history {
+		args.Block = -1
+	}
+	return s.client.XReadGroup(s.ctx, args).Result()
+}
+
+func (s *subscription) stoppedReading() bool {
+	select {
+	case <-s.stopReading:
+		return true
+	default:
+		return false
+	}
+}
+
+// sleep waits d; false when reading stops first.
+func (s *subscription) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.stopReading:
+		return false
+	}
+}
+
+// accept takes an entry that holds a slot: it is queued for delivery, or,
+// when it cannot be delivered, settled at once and its slot freed.
+func (s *subscription) accept(stream string, entry redis.XMessage) {
+	if len(entry.Values) == 0 {
+		// Deleted (trimmed) while pending: nothing to deliver, ack it away.
+		if s.group != "" {
+			s.acker.add(stream, entry.ID)
+			s.noteTrimmedAway(stream, 1)
+		}
+		s.releaseSlots(1)
+		return
+	}
+	msg, err := wire.DecodeEntry(s.config().Unmarshaller, entry.ID, entry.Values)
+	if err != nil {
+		s.poisonUndecodable(stream, entry, err)
+		s.releaseSlots(1)
+		return
+	}
+	pe := &pendingEntry{sub: s, stream: stream, id: entry.ID}
+	s.track(pe)
+	s.ahead.added(1)
+	s.queue <- s.newDelivery(pe, msg)
+}
+
+func (s *subscription) newDelivery(pe *pendingEntry, msg *message.Message) *delivery {
+	d := &Delivery{
+		Topic:         s.topic,
+		Stream:        pe.stream,
+		EntryID:       pe.id,
+		ConsumerGroup: s.group,
+		Consumer:      s.config().Consumer,
+		entry:         pe,
+		msg:           msg,
+	}
+	ctx, cancel := context.WithCancel(context.WithValue(s.messageBase, deliveryContextKey{}, d))
+	msg.SetContext(ctx)
+	return &delivery{entry: pe, msg: msg, cancel: cancel}
+}
