@@ -3,11 +3,12 @@ package redrive
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/redisinfo"
 )
 
 // ackFlushAttemptsAtClose bounds how often a failed ack batch is sent again
@@ -114,7 +115,7 @@ func (a *acker) flush(batch []ackRequest) {
 	attemptsAtClose := 0
 	for {
 		err := a.send(byStream)
-		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if redisinfo.IsNoScript(err) {
 			err = a.send(byStream) // the script is loaded now
 		}
 		if err == nil {
@@ -149,7 +150,7 @@ func (a *acker) send(byStream map[string][]string) error {
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && err != redis.Nil {
-		if strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if redisinfo.IsNoScript(err) {
 			// Script.Run falls back to EVAL by itself, but not inside a
 			// pipeline: load the script (new server, or one that restarted)
 			// and let flush send the batch again.

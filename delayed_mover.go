@@ -10,7 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/redrive-go/redrive/internal/hashslot"
+	"github.com/redrive-go/redrive/internal/redisinfo"
 	"github.com/redrive-go/redrive/internal/startstop"
 	"github.com/redrive-go/redrive/internal/testsignal"
 )
@@ -68,7 +68,7 @@ func (c *DelayedMoverConfig) Validate() error {
 	case c.Maxlen < 0:
 		return fmt.Errorf("redrive: DelayedMoverConfig.Maxlen is %d, must be 0 (no cap) or more", c.Maxlen)
 	}
-	if _, isCluster := c.Client.(*redis.ClusterClient); isCluster && hashslot.Of(c.Delayed) != hashslot.Of(c.Stream) {
+	if !redisinfo.SameSlot(c.Client, c.Delayed, c.Stream) {
 		return fmt.Errorf("redrive: DelayedMoverConfig: Delayed %q and Stream %q are in different cluster slots", c.Delayed, c.Stream)
 	}
 	return nil

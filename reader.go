@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redrive-go/redrive/internal/redisinfo"
 	"github.com/redrive-go/redrive/internal/wire"
 )
 
@@ -87,7 +88,7 @@ func (s *subscription) readLoop() {
 		switch {
 		case errors.Is(err, redis.Nil):
 			err = nil
-		case isNoGroup(err):
+		case redisinfo.IsNoGroup(err):
 			// The stream or group was deleted under us: recreate and go on.
 			s.logger.Info("Consumer group missing; recreating it", watermill.LogFields{"err": err.Error()})
 			err = s.createGroups(s.ctx)
