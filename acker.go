@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redrive-go/redrive/internal/errorbackoff"
 	"github.com/redrive-go/redrive/internal/redisinfo"
 )
 
@@ -111,7 +112,7 @@ func (a *acker) flush(batch []ackRequest) {
 		byStream[r.stream] = append(byStream[r.stream], r.id)
 	}
 	failures := newErrorLog(s.logger, "Acking messages failed; retrying (the messages are delivered again if it never succeeds)")
-	backoff := readErrorBackoff
+	pauses := errorbackoff.New(readErrorBackoff, readErrorBackoffMax)
 	attemptsAtClose := 0
 	for {
 		err := a.send(byStream)
@@ -131,13 +132,12 @@ func (a *acker) flush(batch []ackRequest) {
 			}
 		default:
 		}
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(pauses.Failed())
 		select {
 		case <-t.C:
 		case <-a.done:
 			t.Stop()
 		}
-		backoff = min(2*backoff, readErrorBackoffMax)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redrive-go/redrive/internal/errorbackoff"
 	"github.com/redrive-go/redrive/internal/redisinfo"
 	"github.com/redrive-go/redrive/internal/startstop"
 	"github.com/redrive-go/redrive/internal/testsignal"
@@ -131,7 +132,7 @@ func (m *DelayedMover) Start(ctx context.Context) error {
 }
 
 func (m *DelayedMover) run(ctx context.Context, wake chan time.Time) {
-	var errorBackoff time.Duration
+	pauses := errorbackoff.New(moverErrorBackoff, moverMaxErrorBackoff)
 	failures := newErrorLog(m.logger, "Moving delayed messages failed")
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -148,14 +149,13 @@ func (m *DelayedMover) run(ctx context.Context, wake chan time.Time) {
 				return
 			}
 			failures.failed(err)
-			errorBackoff = min(max(2*errorBackoff, moverErrorBackoff), moverMaxErrorBackoff)
-			sleep = errorBackoff
+			sleep = pauses.Failed()
 		case int64(moved) == m.config.BatchSize:
 			failures.succeeded()
-			errorBackoff = 0 // more are due right now
+			pauses.Succeeded() // more are due right now
 		default:
 			failures.succeeded()
-			errorBackoff = 0
+			pauses.Succeeded()
 			sleep = m.config.PollInterval
 			if !next.IsZero() {
 				sleep = min(sleep, time.Until(next))
