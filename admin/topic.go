@@ -11,6 +11,7 @@ import (
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/redisinfo"
+	"github.com/redrive-go/redrive/internal/wire"
 )
 
 // TopicInfo is what a topic holds, as TopicInfo reads it.
@@ -250,7 +251,7 @@ func (a *Admin) groupInfo(ctx context.Context, keys redrive.TopicKeys, g redis.X
 	}
 	if pending != nil && pending.Count > 0 {
 		gi.OldestPendingID = pending.Lower
-		gi.OldestPendingAt = redrive.EntryTime(pending.Lower)
+		gi.OldestPendingAt = wire.EntryTime(pending.Lower)
 	}
 	if err := retryLenCmd.Err(); err != nil {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read retry stream %q: %w", gi.Retry.Stream, err)
@@ -262,7 +263,7 @@ func (a *Admin) groupInfo(ctx context.Context, keys redrive.TopicKeys, g redis.X
 	}
 	if retryPending != nil && retryPending.Count > 0 {
 		gi.Retry.Pending = retryPending.Count
-		gi.Retry.OldestPendingAt = redrive.EntryTime(retryPending.Lower)
+		gi.Retry.OldestPendingAt = wire.EntryTime(retryPending.Lower)
 	}
 	if gi.Retry.Delayed, err = delayedSummary(retryDelayedKey, rdCount, rdHead); err != nil {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read retries of group %q: %w", g.Name, err)
