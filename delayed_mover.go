@@ -84,12 +84,14 @@ func (c *DelayedMoverConfig) Validate() error {
 // Subscribers run movers for their topic by themselves; run one directly when
 // no redrive subscriber reads the stream.
 type DelayedMover struct {
-	startstop.Base
+	base startstop.Base
 
 	config DelayedMoverConfig
 	logger watermill.LoggerAdapter
 
-	// TestSignals lets tests wait for the mover's work.
+	// TestSignals is for redrive's own tests, in this package and in tests/,
+	// which wait on the mover's work instead of sleeping. Applications have
+	// no use for it: its signals do nothing until a test enables them.
 	TestSignals delayedMoverTestSignals
 }
 
@@ -116,9 +118,15 @@ func NewDelayedMover(config DelayedMoverConfig, logger watermill.LoggerAdapter) 
 	}, nil
 }
 
+// Stop stops the mover and waits until its loop has returned. It may be
+// called more than once, and does nothing when the mover is not running.
+func (m *DelayedMover) Stop() {
+	m.base.Stop()
+}
+
 // Start runs the mover until ctx ends or Stop is called.
 func (m *DelayedMover) Start(ctx context.Context) error {
-	ctx, shouldStart, stopped := m.StartInit(ctx)
+	ctx, shouldStart, stopped := m.base.StartInit(ctx)
 	if !shouldStart {
 		return nil
 	}

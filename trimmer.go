@@ -238,7 +238,7 @@ func parseTrimReply(stream string, res []interface{}) (TrimResult, error) {
 // themselves (SubscriberConfig.RetainAcked, TrimInterval); run one directly
 // when no redrive subscriber reads the stream.
 type Trimmer struct {
-	startstop.Base
+	base startstop.Base
 
 	config TrimmerConfig
 	logger watermill.LoggerAdapter
@@ -247,7 +247,9 @@ type Trimmer struct {
 	logMu           sync.Mutex
 	lastHoldBackLog time.Time
 
-	// TestSignals lets tests wait for the trimmer's work.
+	// TestSignals is for redrive's own tests, in this package and in tests/,
+	// which wait on the trimmer's work instead of sleeping. Applications have
+	// no use for it: its signals do nothing until a test enables them.
 	TestSignals trimmerTestSignals
 }
 
@@ -272,10 +274,16 @@ func NewTrimmer(config TrimmerConfig, logger watermill.LoggerAdapter) (*Trimmer,
 	}, nil
 }
 
+// Stop stops the trimmer and waits until its loop has returned. It may be
+// called more than once, and does nothing when the trimmer is not running.
+func (t *Trimmer) Stop() {
+	t.base.Stop()
+}
+
 // Start runs the trimmer until ctx ends or Stop is called. The first run is
 // one Interval after the start.
 func (t *Trimmer) Start(ctx context.Context) error {
-	startPeriodic(ctx, &t.Base, t.config.Interval, t.logger, "Trimming the stream failed",
+	startPeriodic(ctx, &t.base, t.config.Interval, t.logger, "Trimming the stream failed",
 		func(ctx context.Context) error {
 			_, err := t.TrimOnce(ctx)
 			return err
