@@ -36,6 +36,7 @@ func (v Version) AtLeast(major, minor int) bool {
 	return v.Major > major || (v.Major == major && v.Minor >= minor)
 }
 
+// String returns the version as the server wrote it.
 func (v Version) String() string {
 	return v.Text
 }
