@@ -3,11 +3,13 @@ package redrive
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/errorbackoff"
+	"github.com/redrive-go/redrive/internal/redisinfo"
 )
 
 // ackFlushAttemptsAtClose bounds how often a failed ack batch is sent again
@@ -110,11 +112,11 @@ func (a *acker) flush(batch []ackRequest) {
 		byStream[r.stream] = append(byStream[r.stream], r.id)
 	}
 	failures := newErrorLog(s.logger, "Acking messages failed; retrying (the messages are delivered again if it never succeeds)")
-	backoff := readErrorBackoff
+	pauses := errorbackoff.New(readErrorBackoff, readErrorBackoffMax)
 	attemptsAtClose := 0
 	for {
 		err := a.send(byStream)
-		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if redisinfo.IsNoScript(err) {
 			err = a.send(byStream) // the script is loaded now
 		}
 		if err == nil {
@@ -130,13 +132,12 @@ func (a *acker) flush(batch []ackRequest) {
 			}
 		default:
 		}
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(pauses.Failed())
 		select {
 		case <-t.C:
 		case <-a.done:
 			t.Stop()
 		}
-		backoff = min(2*backoff, readErrorBackoffMax)
 	}
 }
 
@@ -149,7 +150,7 @@ func (a *acker) send(byStream map[string][]string) error {
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && err != redis.Nil {
-		if strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if redisinfo.IsNoScript(err) {
 			// Script.Run falls back to EVAL by itself, but not inside a
 			// pipeline: load the script (new server, or one that restarted)
 			// and let flush send the batch again.

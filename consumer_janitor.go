@@ -6,6 +6,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/redrive-go/redrive/internal/redisinfo"
 	"github.com/redrive-go/redrive/internal/startstop"
 	"github.com/redrive-go/redrive/internal/testsignal"
 )
@@ -43,7 +44,7 @@ func (j *consumerJanitor) cleanOnce(ctx context.Context) error {
 	for _, stream := range s.streams() {
 		consumers, err := s.client.XInfoConsumers(ctx, stream, s.group).Result()
 		if err != nil {
-			if isNoGroup(err) {
+			if redisinfo.IsNoGroup(err) {
 				continue
 			}
 			return fmt.Errorf("list consumers of %q: %w", stream, err)

@@ -11,7 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/redrive-go/redrive/internal/entryfields"
-	"github.com/redrive-go/redrive/internal/hashslot"
+	"github.com/redrive-go/redrive/internal/redisinfo"
 	"github.com/redrive-go/redrive/internal/wire"
 )
 
@@ -105,7 +105,7 @@ func (s *subscription) poisonUndecodable(stream string, entry redis.XMessage, ca
 // streams may be used in one script it is atomic; across cluster slots the
 // poison entry is written first, so a crash duplicates rather than loses.
 func (s *subscription) writePoison(ctx context.Context, stream, id, force, poisonStream string, fields map[string]interface{}) error {
-	if s.group != "" && (!isCluster(s.client) || hashslot.Of(stream) == hashslot.Of(poisonStream)) {
+	if s.group != "" && redisinfo.SameSlot(s.client, stream, poisonStream) {
 		args := entryfields.AppendPairs([]interface{}{s.group, id, s.deleteFlag(stream), 0, force}, fields)
 		err := poisonScript.Run(ctx, s.client, []string{stream, poisonStream}, args...).Err()
 		if err != nil && err != redis.Nil {

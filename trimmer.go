@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/redrive-go/redrive/internal/startstop"
 	"github.com/redrive-go/redrive/internal/testsignal"
+	"github.com/redrive-go/redrive/internal/wire"
 )
 
 // DisableTrimming, set as SubscriberConfig.RetainAcked, keeps every entry of
@@ -196,7 +195,7 @@ func parseTrimReply(stream string, res []interface{}) (TrimResult, error) {
 	r.Trimmed, _ = res[0].(int64)
 	r.TrimBefore, _ = res[1].(string)
 	cutoff, _ := res[2].(string)
-	r.Cutoff = EntryTime(cutoff)
+	r.Cutoff = wire.EntryTime(cutoff)
 	r.Length, _ = res[3].(int64)
 	r.FirstID, _ = res[4].(string)
 	groups, _ := res[5].([]interface{})
@@ -217,22 +216,11 @@ func parseTrimReply(stream string, res []interface{}) (TrimResult, error) {
 		if held, _ := parts[7].(string); held != "" {
 			g.HoldsBack = true
 			g.Retained = g.Pending + max(g.Unread, 0)
-			g.HeldSince = EntryTime(held)
+			g.HeldSince = wire.EntryTime(held)
 		}
 		r.Groups = append(r.Groups, g)
 	}
 	return r, nil
-}
-
-// EntryTime returns the time a stream entry ID was generated (its
-// millisecond part), or the zero time for an ID not of the form <ms>-<seq>.
-func EntryTime(id string) time.Time {
-	ms, _, _ := strings.Cut(id, "-")
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil || n <= 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(n)
 }
 
 // Trimmer is the service that keeps a topic's stream from growing without
@@ -250,7 +238,7 @@ func EntryTime(id string) time.Time {
 // themselves (SubscriberConfig.RetainAcked, TrimInterval); run one directly
 // when no redrive subscriber reads the stream.
 type Trimmer struct {
-	startstop.Base
+	base startstop.Base
 
 	config TrimmerConfig
 	logger watermill.LoggerAdapter
@@ -259,7 +247,9 @@ type Trimmer struct {
 	logMu           sync.Mutex
 	lastHoldBackLog time.Time
 
-	// TestSignals lets tests wait for the trimmer's work.
+	// TestSignals is for redrive's own tests, in this package and in tests/,
+	// which wait on the trimmer's work instead of sleeping. Applications have
+	// no use for it: its signals do nothing until a test enables them.
 	TestSignals trimmerTestSignals
 }
 
@@ -284,10 +274,16 @@ func NewTrimmer(config TrimmerConfig, logger watermill.LoggerAdapter) (*Trimmer,
 	}, nil
 }
 
+// Stop stops the trimmer and waits until its loop has returned. It may be
+// called more than once, and does nothing when the trimmer is not running.
+func (t *Trimmer) Stop() {
+	t.base.Stop()
+}
+
 // Start runs the trimmer until ctx ends or Stop is called. The first run is
 // one Interval after the start.
 func (t *Trimmer) Start(ctx context.Context) error {
-	startPeriodic(ctx, &t.Base, t.config.Interval, t.logger, "Trimming the stream failed",
+	startPeriodic(ctx, &t.base, t.config.Interval, t.logger, "Trimming the stream failed",
 		func(ctx context.Context) error {
 			_, err := t.TrimOnce(ctx)
 			return err

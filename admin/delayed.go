@@ -14,6 +14,7 @@ import (
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/entryfields"
+	"github.com/redrive-go/redrive/internal/redisinfo"
 	"github.com/redrive-go/redrive/internal/wire"
 	"github.com/redrive-go/redrive/middleware"
 )
@@ -58,7 +59,7 @@ func (a *Admin) DelayedSets(ctx context.Context, topic string) ([]DelayedSet, er
 		return nil, errors.New("redrive/admin: topic is empty")
 	}
 	groups, err := a.client.XInfoGroups(ctx, topic).Result()
-	if err != nil && !isNoKey(err) {
+	if err != nil && !redisinfo.IsNoSuchKey(err) {
 		return nil, fmt.Errorf("redrive/admin: read consumer groups of %q: %w", topic, err)
 	}
 	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })

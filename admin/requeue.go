@@ -16,6 +16,7 @@ import (
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/entryfields"
+	"github.com/redrive-go/redrive/internal/redisinfo"
 	"github.com/redrive-go/redrive/internal/wire"
 	"github.com/redrive-go/redrive/middleware"
 )
@@ -433,7 +434,7 @@ func (a *Admin) requeueMarked(ctx context.Context, poisonStream string, items []
 	var firstErr error
 	for i, it := range present {
 		reply, err := cmds[i].Slice()
-		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if redisinfo.IsNoScript(err) {
 			// The node had not loaded the script (first use, restart or
 			// failover): Run loads it.
 			reply, err = requeueMarkedScript.Run(ctx, a.client, []string{it.target, it.marker}, markedArgs(ttl, it.fields)...).Slice()
@@ -489,7 +490,7 @@ func (c *groupCache) has(ctx context.Context, stream, group string) (bool, error
 	gs, ok := c.groups[stream]
 	if !ok {
 		infos, err := c.admin.client.XInfoGroups(ctx, stream).Result()
-		if err != nil && !isNoKey(err) {
+		if err != nil && !redisinfo.IsNoSuchKey(err) {
 			return false, fmt.Errorf("read consumer groups of %q: %w", stream, err)
 		}
 		gs = make(map[string]bool, len(infos))
