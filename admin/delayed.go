@@ -305,7 +305,7 @@ func (a *Admin) runIDsNow(ctx context.Context, set DelayedSet, ids []string, pro
 	return res, nil
 }
 
-// runBatch moves msgs with one call of the run_now script.
+// runBatch moves msgs with one call of the run_delayed_now script.
 func (a *Admin) runBatch(ctx context.Context, set DelayedSet, msgs []DelayedMessage, res *RunNowResult) error {
 	if len(msgs) == 0 {
 		return nil

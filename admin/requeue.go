@@ -352,7 +352,7 @@ func (a *Admin) requeueBatch(ctx context.Context, poisonStream string, items []r
 	return nil
 }
 
-// requeueAtomic moves items with one call of the requeue script.
+// requeueAtomic moves items with one call of the requeue_poisoned script.
 func (a *Admin) requeueAtomic(ctx context.Context, poisonStream string, items []requeueItem) error {
 	args := scripts.RequeuePoisonedArgs{PoisonStream: poisonStream}
 	for _, it := range items {
