@@ -31,9 +31,6 @@ func newScriptForArgs[A, R any](name, source string, build func(A) ([]string, []
 	return &Script[A, R]{name: name, script: redis.NewScript(source), build: build, parse: parse}
 }
 
-// Name is the script's file name without ".lua".
-func (s *Script[A, R]) Name() string { return s.name }
-
 // Run runs the script with args on c (EVALSHA, then EVAL if the server does
 // not have it cached) and returns its parsed reply.
 func (s *Script[A, R]) Run(ctx context.Context, c redis.Scripter, args A) (R, error) {
