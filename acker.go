@@ -2,7 +2,6 @@ package redrive
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/redrive-go/redrive/internal/errorbackoff"
 	"github.com/redrive-go/redrive/internal/redisinfo"
+	"github.com/redrive-go/redrive/internal/scripts"
 )
 
 // ackFlushAttemptsAtClose bounds how often a failed ack batch is sent again
@@ -154,8 +154,8 @@ func (a *acker) send(byStream map[string][]string) error {
 			// Script.Run falls back to EVAL by itself, but not inside a
 			// pipeline: load the script (new server, or one that restarted)
 			// and let flush send the batch again.
-			if loadErr := ackDeleteScript.Load(ctx, s.client).Err(); loadErr != nil {
-				return fmt.Errorf("load ack script: %w", loadErr)
+			if loadErr := scripts.AckDelete.Load(ctx, s.client); loadErr != nil {
+				return loadErr
 			}
 		}
 		return err
@@ -172,13 +172,8 @@ type ackCmdable interface {
 // ack acks ids of stream on c. Entries of the group's private retry stream
 // are deleted in the same step: nobody else reads them.
 func (s *subscription) ack(ctx context.Context, c ackCmdable, stream string, ids ...string) redis.Cmder {
-	if s.deleteFlag(stream) == "1" {
-		args := make([]interface{}, 0, len(ids)+1)
-		args = append(args, s.group)
-		for _, id := range ids {
-			args = append(args, id)
-		}
-		return ackDeleteScript.Run(ctx, c, []string{stream}, args...)
+	if s.deleteSettled(stream) {
+		return scripts.AckDelete.Queue(ctx, c, scripts.AckDeleteArgs{Stream: stream, Group: s.group, IDs: ids})
 	}
 	return c.XAck(ctx, stream, s.group, ids...)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/redrive-go/redrive/internal/errorbackoff"
 	"github.com/redrive-go/redrive/internal/redisinfo"
+	"github.com/redrive-go/redrive/internal/scripts"
 	"github.com/redrive-go/redrive/internal/startstop"
 	"github.com/redrive-go/redrive/internal/testsignal"
 )
@@ -204,21 +204,9 @@ func (m *DelayedMover) MoveDue(ctx context.Context, now time.Time) (moved int, n
 }
 
 func moveDue(ctx context.Context, client redis.Scripter, delayed, stream string, now time.Time, batch, maxlen int64) (int, time.Time, error) {
-	res, err := moveDueScript.Run(ctx, client, []string{delayed, stream}, now.UnixMilli(), batch, maxlen).Slice()
+	res, err := scripts.MoveDue.Run(ctx, client, scripts.MoveDueArgs{Delayed: delayed, Stream: stream, Now: now, Limit: batch, Maxlen: maxlen})
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("move due messages from %q to %q: %w", delayed, stream, err)
 	}
-	if len(res) != 2 {
-		return 0, time.Time{}, fmt.Errorf("move due messages from %q: unexpected reply %v", delayed, res)
-	}
-	moved, _ := res[0].(int64)
-	var next time.Time
-	if s, ok := res[1].(string); ok {
-		ms, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return int(moved), time.Time{}, fmt.Errorf("move due messages from %q: bad next score %q", delayed, s)
-		}
-		next = time.UnixMilli(int64(ms))
-	}
-	return int(moved), next, nil
+	return int(res.Moved), res.Next, nil
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/scripts"
 )
 
 // QueueRetentionReport queues on pipe a read-only run of the trimmer's script
@@ -16,10 +18,11 @@ import (
 // is sent whole (EVAL), as a pipeline cannot fall back from EVALSHA. Read the
 // reply with ParseRetentionReport after Exec.
 func QueueRetentionReport(ctx context.Context, pipe redis.Pipeliner, stream string, retainAcked time.Duration) *redis.Cmd {
-	return pipe.Eval(ctx, trimSource, []string{stream}, max(retainAcked, 0).Milliseconds(), "0", unreadCountLimit)
+	return scripts.TrimStream.QueueSource(ctx, pipe, trimArgs(stream, max(retainAcked, 0), false)).Cmd
 }
 
 // ParseRetentionReport reads the reply of a QueueRetentionReport command.
 func ParseRetentionReport(stream string, cmd *redis.Cmd) (TrimResult, error) {
-	return readTrimReply("retention report of", stream, cmd)
+	res, err := scripts.TrimStream.ReplyOf(cmd, scripts.TrimStreamArgs{Stream: stream})
+	return trimResult("retention report of", stream, res, err)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redrive-go/redrive/internal/scripts"
 	"github.com/redrive-go/redrive/internal/startstop"
 	"github.com/redrive-go/redrive/internal/testsignal"
 	"github.com/redrive-go/redrive/internal/wire"
@@ -167,56 +168,45 @@ func TrimStream(ctx context.Context, client redis.Scripter, stream string, retai
 	if retainAcked < 0 {
 		return TrimResult{}, fmt.Errorf("redrive: trim %q: retention %s is negative", stream, retainAcked)
 	}
-	trim := "1"
-	if dryRun {
-		trim = "0"
-	}
-	return readTrimReply("trim", stream, trimScript.Run(ctx, client, []string{stream}, retainAcked.Milliseconds(), trim, unreadCountLimit))
+	res, err := scripts.TrimStream.Run(ctx, client, trimArgs(stream, retainAcked, !dryRun))
+	return trimResult("trim", stream, res, err)
 }
 
-// readTrimReply reads the trim script's reply; what names the operation in
-// errors.
-func readTrimReply(what, stream string, cmd *redis.Cmd) (TrimResult, error) {
-	res, err := cmd.Slice()
-	if err == nil {
-		var r TrimResult
-		if r, err = parseTrimReply(stream, res); err == nil {
-			return r, nil
-		}
-	}
-	return TrimResult{}, fmt.Errorf("redrive: %s %q: %w", what, stream, err)
+// trimArgs are the arguments of the trim script with the trimmer's limit on
+// counting unread entries.
+func trimArgs(stream string, retainAcked time.Duration, trim bool) scripts.TrimStreamArgs {
+	return scripts.TrimStreamArgs{Stream: stream, RetainAcked: retainAcked, Trim: trim, UnreadCountLimit: unreadCountLimit}
 }
 
-func parseTrimReply(stream string, res []interface{}) (TrimResult, error) {
-	if len(res) != 6 {
-		return TrimResult{}, fmt.Errorf("unexpected reply %v", res)
+// trimResult turns the trim script's reply into a TrimResult; what names the
+// operation in errors.
+func trimResult(what, stream string, res scripts.TrimStreamReply, err error) (TrimResult, error) {
+	if err != nil {
+		return TrimResult{}, fmt.Errorf("redrive: %s %q: %w", what, stream, err)
 	}
-	r := TrimResult{Stream: stream, Groups: []GroupRetention{}}
-	r.Trimmed, _ = res[0].(int64)
-	r.TrimBefore, _ = res[1].(string)
-	cutoff, _ := res[2].(string)
-	r.Cutoff = wire.EntryTime(cutoff)
-	r.Length, _ = res[3].(int64)
-	r.FirstID, _ = res[4].(string)
-	groups, _ := res[5].([]interface{})
-	for _, raw := range groups {
-		parts, ok := raw.([]interface{})
-		if !ok || len(parts) != 8 {
-			return TrimResult{}, fmt.Errorf("unexpected group %v", raw)
+	r := TrimResult{
+		Stream:     stream,
+		Trimmed:    res.Trimmed,
+		TrimBefore: res.MinID,
+		Cutoff:     wire.EntryTime(res.Cutoff),
+		Length:     res.Length,
+		FirstID:    res.FirstID,
+		Groups:     make([]GroupRetention, 0, len(res.Groups)),
+	}
+	for _, rg := range res.Groups {
+		g := GroupRetention{
+			Group:           rg.Name,
+			NeededFrom:      rg.NeededFrom,
+			Pending:         rg.Pending,
+			OldestPendingID: rg.OldestPendingID,
+			Unread:          rg.Unread,
+			UnreadAtLeast:   !rg.UnreadExact,
+			LastDeliveredID: rg.LastDeliveredID,
 		}
-		g := GroupRetention{}
-		g.Group, _ = parts[0].(string)
-		g.NeededFrom, _ = parts[1].(string)
-		g.Pending, _ = parts[2].(int64)
-		g.OldestPendingID, _ = parts[3].(string)
-		g.Unread, _ = parts[4].(int64)
-		exact, _ := parts[5].(int64)
-		g.UnreadAtLeast = exact == 0
-		g.LastDeliveredID, _ = parts[6].(string)
-		if held, _ := parts[7].(string); held != "" {
+		if rg.HeldFrom != "" {
 			g.HoldsBack = true
 			g.Retained = g.Pending + max(g.Unread, 0)
-			g.HeldSince = wire.EntryTime(held)
+			g.HeldSince = wire.EntryTime(rg.HeldFrom)
 		}
 		r.Groups = append(r.Groups, g)
 	}
