@@ -7,7 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/testsignal"
 )
 
 // ackFlushAttemptsAtClose bounds how often a failed ack batch is sent again
@@ -23,21 +26,59 @@ type ackRequest struct {
 	id     string
 }
 
+// groupStreams names a consumer group and its private retry stream ("" in
+// fan-out, where both are empty): what acking an entry needs to know.
+type groupStreams struct {
+	Group       string
+	RetryStream string
+}
+
+// deleteFlag tells the scripts to delete a settled entry from a group's
+// private retry stream: nobody else reads it.
+func (g groupStreams) deleteFlag(stream string) string {
+	if stream == g.RetryStream && g.RetryStream != "" {
+		return "1"
+	}
+	return "0"
+}
+
+// ackerConfig is what the acker needs.
+type ackerConfig struct {
+	Client redis.UniversalClient
+	groupStreams
+	// AckBatchSize and AckFlushInterval are SubscriberConfig's.
+	AckBatchSize     int
+	AckFlushInterval time.Duration
+	Logger           watermill.LoggerAdapter
+}
+
 // acker sends acks in batches: an ack waits up to AckFlushInterval for
 // others to share its round trip, or goes at once when AckBatchSize are
 // waiting. One XACK per stream per batch, all in one pipeline.
 type acker struct {
-	sub     *subscription
+	config  ackerConfig
 	in      chan ackRequest
 	done    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
+
+	TestSignals ackerTestSignals
 }
 
-func newAcker(s *subscription) *acker {
+type ackerTestSignals struct {
+	// Flushed carries the number of acks of each batch that reached Redis.
+	Flushed testsignal.Signal[int]
+}
+
+// Init enables every signal for the test tb.
+func (ts *ackerTestSignals) Init(tb testsignal.TB) {
+	ts.Flushed.Init(tb)
+}
+
+func newAcker(config ackerConfig) *acker {
 	return &acker{
-		sub:     s,
-		in:      make(chan ackRequest, s.config().AckBatchSize),
+		config:  config,
+		in:      make(chan ackRequest, config.AckBatchSize),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -58,7 +99,7 @@ func (a *acker) stop() {
 
 func (a *acker) run() {
 	defer close(a.stopped)
-	c := a.sub.config()
+	c := a.config
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -104,12 +145,11 @@ func (a *acker) flush(batch []ackRequest) {
 	if len(batch) == 0 {
 		return
 	}
-	s := a.sub
 	byStream := map[string][]string{}
 	for _, r := range batch {
 		byStream[r.stream] = append(byStream[r.stream], r.id)
 	}
-	failures := newErrorLog(s.logger, "Acking messages failed; retrying (the messages are delivered again if it never succeeds)")
+	failures := newErrorLog(a.config.Logger, "Acking messages failed; retrying (the messages are delivered again if it never succeeds)")
 	backoff := readErrorBackoff
 	attemptsAtClose := 0
 	for {
@@ -119,6 +159,7 @@ func (a *acker) flush(batch []ackRequest) {
 		}
 		if err == nil {
 			failures.succeeded()
+			a.TestSignals.Flushed.Signal(len(batch))
 			return
 		}
 		failures.failed(err)
@@ -141,11 +182,10 @@ func (a *acker) flush(batch []ackRequest) {
 }
 
 func (a *acker) send(byStream map[string][]string) error {
-	s := a.sub
 	ctx := context.Background()
-	pipe := s.client.Pipeline()
+	pipe := a.config.Client.Pipeline()
 	for stream, ids := range byStream {
-		s.ack(ctx, pipe, stream, ids...)
+		a.config.ack(ctx, pipe, stream, ids...)
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && err != redis.Nil {
@@ -153,7 +193,7 @@ func (a *acker) send(byStream map[string][]string) error {
 			// Script.Run falls back to EVAL by itself, but not inside a
 			// pipeline: load the script (new server, or one that restarted)
 			// and let flush send the batch again.
-			if loadErr := ackDeleteScript.Load(ctx, s.client).Err(); loadErr != nil {
+			if loadErr := ackDeleteScript.Load(ctx, a.config.Client).Err(); loadErr != nil {
 				return fmt.Errorf("load ack script: %w", loadErr)
 			}
 		}
@@ -168,16 +208,16 @@ type ackCmdable interface {
 	XAck(ctx context.Context, stream, group string, ids ...string) *redis.IntCmd
 }
 
-// ack acks ids of stream on c. Entries of the group's private retry stream
-// are deleted in the same step: nobody else reads them.
-func (s *subscription) ack(ctx context.Context, c ackCmdable, stream string, ids ...string) redis.Cmder {
-	if s.deleteFlag(stream) == "1" {
+// ack acks ids of stream on c, at once. Entries of the group's private
+// retry stream are deleted in the same step: nobody else reads them.
+func (g groupStreams) ack(ctx context.Context, c ackCmdable, stream string, ids ...string) redis.Cmder {
+	if g.deleteFlag(stream) == "1" {
 		args := make([]interface{}, 0, len(ids)+1)
-		args = append(args, s.group)
+		args = append(args, g.Group)
 		for _, id := range ids {
 			args = append(args, id)
 		}
 		return ackDeleteScript.Run(ctx, c, []string{stream}, args...)
 	}
-	return c.XAck(ctx, stream, s.group, ids...)
+	return c.XAck(ctx, stream, g.Group, ids...)
 }

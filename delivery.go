@@ -112,7 +112,7 @@ func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time
 	delayedKey := s.keys.GroupRetryDelayed(s.group)
 	scheduled, err := requeueScript.Run(ctx, s.sub.config.Client,
 		[]string{d.Stream, delayedKey},
-		s.group, d.EntryID, s.deleteFlag(d.Stream), scoreOf(dueAt), member, d.forceFlag(),
+		s.group, d.EntryID, s.acker.config.deleteFlag(d.Stream), scoreOf(dueAt), member, d.forceFlag(),
 	).Int()
 	if err != nil {
 		return fmt.Errorf("redrive: requeue message %s from %q: %w", msg.UUID, d.Stream, err)

@@ -106,7 +106,7 @@ func (s *subscription) poisonUndecodable(stream string, entry redis.XMessage, ca
 // poison entry is written first, so a crash duplicates rather than loses.
 func (s *subscription) writePoison(ctx context.Context, stream, id, force, poisonStream string, fields map[string]interface{}) error {
 	if s.group != "" && (!isCluster(s.client) || hashslot.Of(stream) == hashslot.Of(poisonStream)) {
-		args := entryfields.AppendPairs([]interface{}{s.group, id, s.deleteFlag(stream), 0, force}, fields)
+		args := entryfields.AppendPairs([]interface{}{s.group, id, s.acker.config.deleteFlag(stream), 0, force}, fields)
 		err := poisonScript.Run(ctx, s.client, []string{stream, poisonStream}, args...).Err()
 		if err != nil && err != redis.Nil {
 			return fmt.Errorf("move entry %s of %q to poison stream %q: %w", id, stream, poisonStream, err)
@@ -119,7 +119,7 @@ func (s *subscription) writePoison(ctx context.Context, stream, id, force, poiso
 	if s.group == "" {
 		return nil // a fan-out reader has nothing to ack
 	}
-	if err := s.ack(ctx, s.client, stream, id).Err(); err != nil {
+	if err := s.acker.config.ack(ctx, s.client, stream, id).Err(); err != nil {
 		return fmt.Errorf("ack poisoned entry %s of %q: %w", id, stream, err)
 	}
 	return nil

@@ -163,7 +163,13 @@ func (s *subscription) resolveFanOutStart(ctx context.Context) error {
 
 func (s *subscription) start() error {
 	c := s.config()
-	s.acker = newAcker(s)
+	s.acker = newAcker(ackerConfig{
+		Client:           s.client,
+		groupStreams:     groupStreams{Group: s.group, RetryStream: s.retryStream},
+		AckBatchSize:     c.AckBatchSize,
+		AckFlushInterval: c.AckFlushInterval,
+		Logger:           s.logger,
+	})
 	s.acker.start()
 	if s.group != "" {
 		s.claimer = newClaimer(s)
@@ -411,15 +417,6 @@ func (s *subscription) settle(pe *pendingEntry) {
 	if s.untrack(pe) {
 		s.releaseSlots(1)
 	}
-}
-
-// deleteFlag tells the scripts to delete a settled entry from a group's
-// private retry stream: nobody else reads it.
-func (s *subscription) deleteFlag(stream string) string {
-	if stream == s.retryStream && s.retryStream != "" {
-		return "1"
-	}
-	return "0"
 }
 
 func (s *subscription) entryFields(stream, id string) watermill.LogFields {
