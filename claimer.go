@@ -80,7 +80,7 @@ func (c *claimer) claimOnce(ctx context.Context) error {
 			}
 		}
 		for _, e := range exceeded {
-			if err := s.poisonCrashLoop(ctx, stream, e.id, e.values, e.deliveries); err != nil {
+			if err := s.poisoner.poisonCrashLoop(ctx, stream, e.id, e.values, e.deliveries); err != nil {
 				return err
 			}
 			c.TestSignals.Poisoned.Signal(e.id)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
 )
 
 // ErrNoConsumerGroup is returned by Delivery.Requeue for a message read by a
@@ -34,7 +35,8 @@ type Delivery struct {
 	// Consumer is the consumer that read it.
 	Consumer string
 
-	entry *pendingEntry
+	entry   *pendingEntry
+	settler *deliverySettler
 	// msg is the message handed out, whose ack may come before its handler
 	// fails (InstantAck).
 	msg *message.Message
@@ -55,10 +57,21 @@ func (d *Delivery) forceFlag() string {
 	return d.entry.forceFlag()
 }
 
+// deliverySettler is what a Delivery needs to settle its entry in Redis,
+// shared by the deliveries of one subscription.
+type deliverySettler struct {
+	Client redis.UniversalClient
+	Topic  string
+	Keys   TopicKeys
+	groupStreams
+	Marshaller Marshaller
+	Poisoner   *poisoner
+	Logger     watermill.LoggerAdapter
+}
+
 // pendingEntry is one stream entry held by a subscription, across
 // redeliveries after nacks.
 type pendingEntry struct {
-	sub    *subscription
 	stream string
 	id     string
 	// settled is set once the entry was acked in Redis by Requeue or Poison,
@@ -97,11 +110,11 @@ func DeliveryOf(msg *message.Message) (*Delivery, bool) {
 // only, in one atomic step. After it returns nil, acking or nacking the
 // message changes nothing in Redis.
 func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time.Time) error {
-	s := d.entry.sub
-	if s.group == "" {
+	s := d.settler
+	if s.Group == "" {
 		return ErrNoConsumerGroup
 	}
-	fields, err := s.sub.config.Marshaller.Marshal(s.topic, msg)
+	fields, err := s.Marshaller.Marshal(s.Topic, msg)
 	if err != nil {
 		return fmt.Errorf("redrive: requeue message %s: marshal: %w", msg.UUID, err)
 	}
@@ -109,10 +122,10 @@ func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time
 	if err != nil {
 		return fmt.Errorf("redrive: requeue message %s: %w", msg.UUID, err)
 	}
-	delayedKey := s.keys.GroupRetryDelayed(s.group)
-	scheduled, err := requeueScript.Run(ctx, s.sub.config.Client,
+	delayedKey := s.Keys.GroupRetryDelayed(s.Group)
+	scheduled, err := requeueScript.Run(ctx, s.Client,
 		[]string{d.Stream, delayedKey},
-		s.group, d.EntryID, s.acker.config.deleteFlag(d.Stream), scoreOf(dueAt), member, d.forceFlag(),
+		s.Group, d.EntryID, s.deleteFlag(d.Stream), scoreOf(dueAt), member, d.forceFlag(),
 	).Int()
 	if err != nil {
 		return fmt.Errorf("redrive: requeue message %s from %q: %w", msg.UUID, d.Stream, err)
@@ -121,7 +134,7 @@ func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time
 	if scheduled == 1 {
 		processWakeups.notify(delayedKey, dueAt)
 	} else {
-		s.logger.Info("Not requeued: the entry was already settled by another consumer", s.entryFields(d.Stream, d.EntryID))
+		s.Logger.Info("Not requeued: the entry was already settled by another consumer", watermill.LogFields{"stream": d.Stream, "entry_id": d.EntryID})
 	}
 	return nil
 }
@@ -131,19 +144,19 @@ func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time
 // client) it is one atomic step; otherwise the poison entry is written first,
 // so a crash in between can duplicate it but never lose it.
 func (d *Delivery) Poison(ctx context.Context, msg *message.Message, poisonTopic string) error {
-	s := d.entry.sub
-	fields, err := s.sub.config.Marshaller.Marshal(poisonTopic, msg)
+	s := d.settler
+	fields, err := s.Marshaller.Marshal(poisonTopic, msg)
 	if err != nil {
 		return fmt.Errorf("redrive: poison message %s: marshal: %w", msg.UUID, err)
 	}
-	if err := s.writePoison(ctx, d.Stream, d.EntryID, d.forceFlag(), poisonTopic, fields); err != nil {
+	if err := s.Poisoner.writePoison(ctx, d.Stream, d.EntryID, d.forceFlag(), poisonTopic, fields); err != nil {
 		return fmt.Errorf("redrive: poison message %s: %w", msg.UUID, err)
 	}
 	d.entry.settled.Store(true)
-	if keys := KeysFor(s.topic); poisonTopic != keys.Poison {
+	if keys := KeysFor(s.Topic); poisonTopic != keys.Poison {
 		// Only a hint for admin.TopicInfo: the message is safe already.
-		if err := s.client.SAdd(ctx, keys.PoisonTopics(), poisonTopic).Err(); err != nil {
-			s.logger.Error("Could not note the poison topic for topic info", err, watermill.LogFields{"poison_topic": poisonTopic})
+		if err := s.Client.SAdd(ctx, keys.PoisonTopics(), poisonTopic).Err(); err != nil {
+			s.Logger.Error("Could not note the poison topic for topic info", err, watermill.LogFields{"poison_topic": poisonTopic})
 		}
 	}
 	return nil

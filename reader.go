@@ -116,7 +116,7 @@ func (s *subscription) readLoop() {
 		}
 		var overDelivered map[string]map[string]int64
 		if history {
-			overDelivered = s.overDelivered(streams)
+			overDelivered = s.poisoner.overDelivered(s.ctx, streams)
 		}
 		// XREADGROUP's COUNT applies per stream, so two streams may return up
 		// to twice what was asked; the extra entries wait for their slots.
@@ -135,7 +135,7 @@ func (s *subscription) readLoop() {
 						held++
 					case <-s.stopReading:
 						// Ours in Redis but never delivered: released at shutdown.
-						s.track(&pendingEntry{sub: s, stream: st.Stream, id: entry.ID})
+						s.track(&pendingEntry{stream: st.Stream, id: entry.ID})
 						continue
 					}
 				}
@@ -219,11 +219,11 @@ func (s *subscription) accept(stream string, entry redis.XMessage) {
 	}
 	msg, err := wire.DecodeEntry(s.config().Unmarshaller, entry.ID, entry.Values)
 	if err != nil {
-		s.poisonUndecodable(stream, entry, err)
+		s.poisoner.poisonUndecodable(s.ctx, stream, entry, err)
 		s.releaseSlots(1)
 		return
 	}
-	pe := &pendingEntry{sub: s, stream: stream, id: entry.ID}
+	pe := &pendingEntry{stream: stream, id: entry.ID}
 	s.track(pe)
 	s.ahead.added(1)
 	s.queue <- s.newDelivery(pe, msg)
@@ -237,6 +237,7 @@ func (s *subscription) newDelivery(pe *pendingEntry, msg *message.Message) *deli
 		ConsumerGroup: s.group,
 		Consumer:      s.config().Consumer,
 		entry:         pe,
+		settler:       s.settler,
 		msg:           msg,
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(s.messageBase, deliveryContextKey{}, d))

@@ -65,6 +65,8 @@ type subscription struct {
 	inflight   map[string]map[string]*pendingEntry
 
 	acker    *acker
+	poisoner *poisoner
+	settler  *deliverySettler
 	claimer  *claimer
 	janitor  *consumerJanitor
 	keeper   *inflightKeeper
@@ -119,6 +121,28 @@ func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscrip
 		"consumer_group": c.ConsumerGroup,
 		"consumer":       c.Consumer,
 	})
+	group := groupStreams{Group: sub.group, RetryStream: sub.retryStream}
+	sub.poisoner = newPoisoner(poisonerConfig{
+		Client:        sub.client,
+		Topic:         topic,
+		groupStreams:  group,
+		Consumer:      c.Consumer,
+		PoisonTopic:   sub.poisonTopic,
+		MaxDeliveries: c.maxDeliveries(),
+		Marshaller:    c.Marshaller,
+		Unmarshaller:  c.Unmarshaller,
+		OnCrashLoop:   c.OnCrashLoop,
+		Logger:        sub.logger,
+	})
+	sub.settler = &deliverySettler{
+		Client:       sub.client,
+		Topic:        topic,
+		Keys:         sub.keys,
+		groupStreams: group,
+		Marshaller:   c.Marshaller,
+		Poisoner:     sub.poisoner,
+		Logger:       sub.logger,
+	}
 	return sub
 }
 
@@ -165,7 +189,7 @@ func (s *subscription) start() error {
 	c := s.config()
 	s.acker = newAcker(ackerConfig{
 		Client:           s.client,
-		groupStreams:     groupStreams{Group: s.group, RetryStream: s.retryStream},
+		groupStreams:     s.settler.groupStreams,
 		AckBatchSize:     c.AckBatchSize,
 		AckFlushInterval: c.AckFlushInterval,
 		Logger:           s.logger,
@@ -419,6 +443,17 @@ func (s *subscription) settle(pe *pendingEntry) {
 	}
 }
 
-func (s *subscription) entryFields(stream, id string) watermill.LogFields {
-	return watermill.LogFields{"stream": stream, "entry_id": id}
+// poisonOverDelivered moves an own pending entry delivered too many times to
+// the poison stream. When that fails it stays pending, undelivered, and the
+// claimer poisons it after MaxIdleTime.
+func (s *subscription) poisonOverDelivered(stream string, entry redis.XMessage, delivered int64) {
+	if len(entry.Values) == 0 {
+		// Deleted meanwhile: nothing to keep, ack it away.
+		s.acker.add(stream, entry.ID)
+		return
+	}
+	if err := s.poisoner.poisonCrashLoop(s.ctx, stream, entry.ID, entry.Values, delivered); err != nil {
+		s.logger.Error("Could not poison an entry delivered too many times; it stays pending", err,
+			watermill.LogFields{"stream": stream, "entry_id": entry.ID, "deliveries": delivered})
+	}
 }
