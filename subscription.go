@@ -198,7 +198,13 @@ func (s *subscription) start() error {
 	if s.group != "" {
 		s.claimer = newClaimer(s)
 		s.janitor = newConsumerJanitor(s)
-		s.keeper = newInflightKeeper(s)
+		s.keeper = newInflightKeeper(inflightKeeperConfig{
+			Client:      s.client,
+			Group:       s.group,
+			Consumer:    c.Consumer,
+			MaxIdleTime: c.MaxIdleTime,
+			Logger:      s.logger,
+		}, s)
 	}
 	if !c.DisableDelayedMover {
 		pairs := [][2]string{{s.keys.Delayed, s.keys.Stream}}
@@ -426,7 +432,7 @@ func (s *subscription) giveBack(entries []*pendingEntry) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	if _, err := s.setIdle(ctx, s.config().MaxIdleTime, ids); err != nil {
+	if _, err := s.keeper.setIdle(ctx, s.config().MaxIdleTime, ids); err != nil {
 		s.logger.Error("Could not give entries back to the group; others claim them after MaxIdleTime", err, nil)
 	}
 }
