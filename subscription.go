@@ -197,7 +197,15 @@ func (s *subscription) start() error {
 	s.acker.start()
 	if s.group != "" {
 		s.claimer = newClaimer(s)
-		s.janitor = newConsumerJanitor(s)
+		s.janitor = newConsumerJanitor(consumerJanitorConfig{
+			Client:          s.client,
+			Streams:         s.streams(),
+			Group:           s.group,
+			Consumer:        c.Consumer,
+			ConsumerTimeout: c.ConsumerTimeout,
+			Interval:        c.CheckConsumersInterval,
+			Logger:          s.logger,
+		})
 		s.keeper = newInflightKeeper(inflightKeeperConfig{
 			Client:      s.client,
 			Group:       s.group,
