@@ -196,7 +196,19 @@ func (s *subscription) start() error {
 	})
 	s.acker.start()
 	if s.group != "" {
-		s.claimer = newClaimer(s)
+		s.claimer = newClaimer(claimerConfig{
+			Client:         s.client,
+			Topic:          s.topic,
+			Streams:        s.streams(),
+			Group:          s.group,
+			Consumer:       c.Consumer,
+			MaxIdleTime:    c.MaxIdleTime,
+			MaxDeliveries:  c.maxDeliveries(),
+			ClaimBatchSize: c.ClaimBatchSize,
+			ClaimInterval:  c.ClaimInterval,
+			OnClaim:        c.OnClaim,
+			Logger:         s.logger,
+		}, s, s.poisoner)
 		s.janitor = newConsumerJanitor(consumerJanitorConfig{
 			Client:          s.client,
 			Streams:         s.streams(),
@@ -349,6 +361,10 @@ wait:
 	s.cancel()
 	s.logger.Info("Subscription closed", nil)
 }
+
+// handlersStalled tells whether the dispatcher gave entries back because
+// nobody took them, and no handler took one since.
+func (s *subscription) handlersStalled() bool { return s.stalled.Load() }
 
 func (s *subscription) track(pe *pendingEntry) {
 	s.inflightMu.Lock()
