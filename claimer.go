@@ -41,12 +41,15 @@ type claimerConfig struct {
 	ClaimBatchSize int64
 	ClaimInterval  time.Duration
 	OnClaim        func(topic string, n int)
-	Logger         watermill.LoggerAdapter
+	// OnTrimmedAway is told of pending entries found deleted from stream
+	// (acked away by the claim).
+	OnTrimmedAway func(stream string, n int)
+	Logger        watermill.LoggerAdapter
 }
 
 // claimTarget is the subscription the claimer claims for: it takes and
-// gives back in-flight slots, takes the claimed entries in, and counts the
-// entries found deleted. The subscription implements it.
+// gives back in-flight slots and takes the claimed entries in. The
+// subscription implements it.
 type claimTarget interface {
 	// handlersStalled tells whether nobody takes the subscription's
 	// messages (the dispatcher gave entries back).
@@ -57,7 +60,6 @@ type claimTarget interface {
 	releaseSlots(n int)
 	// accept takes an entry that holds a slot.
 	accept(stream string, entry redis.XMessage)
-	noteTrimmedAway(stream string, n int)
 }
 
 // crashLoopPoisoner moves entries delivered MaxDeliveries times to the
@@ -167,8 +169,8 @@ func (c *claimer) claim(ctx context.Context, stream string, count int) ([]redis.
 		}
 		claimed = append(claimed, redis.XMessage{ID: id, Values: values})
 	}
-	if removed, _ := res[2].(int64); removed > 0 {
-		c.target.noteTrimmedAway(stream, int(removed))
+	if removed, _ := res[2].(int64); removed > 0 && cfg.OnTrimmedAway != nil {
+		cfg.OnTrimmedAway(stream, int(removed))
 	}
 	exceededRaw, _ := res[1].([]interface{})
 	exceeded := make([]exceededEntry, 0, len(exceededRaw))

@@ -13,7 +13,7 @@ import (
 )
 
 // fakeClaimTarget is a subscription with free slots that records what the
-// claimer hands it.
+// claimer hands it and the entries it reports deleted.
 type fakeClaimTarget struct {
 	slots   chan struct{}
 	stalled atomic.Bool
@@ -78,7 +78,7 @@ func (f *fakeClaimTarget) acceptedIDs(stream string) []string {
 const testMaxIdle = time.Minute
 
 // startTestClaimer starts a claimer whose only pass is the one at start.
-func startTestClaimer(t *testing.T, st serviceTopic, target claimTarget) *claimer {
+func startTestClaimer(t *testing.T, st serviceTopic, target *fakeClaimTarget) *claimer {
 	t.Helper()
 	c := newClaimer(claimerConfig{
 		Client:         st.client,
@@ -90,6 +90,7 @@ func startTestClaimer(t *testing.T, st serviceTopic, target claimTarget) *claime
 		MaxDeliveries:  3,
 		ClaimBatchSize: 100,
 		ClaimInterval:  time.Hour,
+		OnTrimmedAway:  target.noteTrimmedAway,
 		Logger:         watermill.NopLogger{},
 	}, target, newTestPoisoner(t, st, st.groupStreams(), nil))
 	c.TestSignals.Init(t)

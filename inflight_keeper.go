@@ -41,9 +41,9 @@ type inflightKeeperConfig struct {
 }
 
 // heldEntries lists the entries a subscription holds (read, not yet settled
-// or given back), by stream. The subscription implements it.
+// or given back), by stream. The subscription's inflightEntries implement it.
 type heldEntries interface {
-	inflightIDs() map[string][]string
+	ids() map[string][]string
 }
 
 type inflightKeeperTestSignals struct {
@@ -65,7 +65,7 @@ func (k *inflightKeeper) Start(ctx context.Context) error {
 	startPeriodic(ctx, &k.Base, max(k.config.MaxIdleTime/3, minKeeperInterval), k.config.Logger,
 		"Refreshing in-flight entries failed",
 		func(ctx context.Context) (err error) {
-			refreshed, err = k.setIdle(ctx, 0, k.held.inflightIDs())
+			refreshed, err = k.setIdle(ctx, 0, k.held.ids())
 			return err
 		},
 		func(err error) {
@@ -84,7 +84,7 @@ const releaseTimeout = 5 * time.Second
 func (k *inflightKeeper) releaseAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	n, err := k.setIdle(ctx, k.config.MaxIdleTime, k.held.inflightIDs())
+	n, err := k.setIdle(ctx, k.config.MaxIdleTime, k.held.ids())
 	if err != nil {
 		k.config.Logger.Error("Could not release unsettled entries; others claim them after MaxIdleTime", err, nil)
 		return

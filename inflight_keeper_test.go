@@ -11,7 +11,7 @@ import (
 // heldList is a fixed heldEntries.
 type heldList map[string][]string
 
-func (h heldList) inflightIDs() map[string][]string { return h }
+func (h heldList) ids() map[string][]string { return h }
 
 func TestInflightKeeper(t *testing.T) {
 	t.Parallel()

@@ -66,7 +66,7 @@ func (s *subscription) releaseSlots(n int) {
 func (s *subscription) readLoop() {
 	defer s.reading.Done()
 	// Entries the last read brought after shutdown gave back what was held.
-	defer func() { s.giveBack(s.notHandedOut()) }()
+	defer func() { s.giveBack(s.inflight.notHandedOut()) }()
 	failures := newErrorLog(s.logger, "Reading the stream failed")
 	var backoff time.Duration
 	history := s.group != ""
@@ -135,7 +135,7 @@ func (s *subscription) readLoop() {
 						held++
 					case <-s.stopReading:
 						// Ours in Redis but never delivered: released at shutdown.
-						s.track(&pendingEntry{stream: st.Stream, id: entry.ID})
+						s.inflight.track(&pendingEntry{stream: st.Stream, id: entry.ID})
 						continue
 					}
 				}
@@ -212,7 +212,7 @@ func (s *subscription) accept(stream string, entry redis.XMessage) {
 		// Deleted (trimmed) while pending: nothing to deliver, ack it away.
 		if s.group != "" {
 			s.acker.add(stream, entry.ID)
-			s.noteTrimmedAway(stream, 1)
+			s.trimmedAway.note(stream, 1)
 		}
 		s.releaseSlots(1)
 		return
@@ -224,7 +224,7 @@ func (s *subscription) accept(stream string, entry redis.XMessage) {
 		return
 	}
 	pe := &pendingEntry{stream: stream, id: entry.ID}
-	s.track(pe)
+	s.inflight.track(pe)
 	s.ahead.added(1)
 	s.queue <- s.newDelivery(pe, msg)
 }

@@ -15,7 +15,7 @@ import (
 // subscription is one Subscribe call: the reader, the dispatcher that hands
 // messages to the channel, the acker and the background services.
 type subscription struct {
-	sub    *Subscriber
+	cfg    *SubscriberConfig
 	client redis.UniversalClient
 	topic  string
 	keys   TopicKeys
@@ -61,8 +61,8 @@ type subscription struct {
 	closing atomic.Bool
 	settled chan struct{}
 
-	inflightMu sync.Mutex
-	inflight   map[string]map[string]*pendingEntry
+	// inflight holds the entries read and not yet settled or given back.
+	inflight *inflightEntries
 
 	acker    *acker
 	poisoner *poisoner
@@ -85,10 +85,9 @@ type delivery struct {
 	cancel context.CancelFunc
 }
 
-func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscription {
-	c := s.config
+func newSubscription(ctx context.Context, c *SubscriberConfig, logger watermill.LoggerAdapter, topic string) *subscription {
 	sub := &subscription{
-		sub:         s,
+		cfg:         c,
 		client:      c.Client,
 		topic:       topic,
 		keys:        KeysFor(topic),
@@ -101,7 +100,7 @@ func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscrip
 		settled:     make(chan struct{}, 1),
 		stopReading: make(chan struct{}),
 		stopAll:     make(chan struct{}),
-		inflight:    map[string]map[string]*pendingEntry{},
+		inflight:    newInflightEntries(),
 		poisonTopic: c.PoisonTopic,
 	}
 	sub.messageBase = context.WithoutCancel(ctx)
@@ -115,12 +114,13 @@ func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscrip
 	if sub.poisonTopic == "" {
 		sub.poisonTopic = sub.keys.Poison
 	}
-	sub.logger = s.logger.With(watermill.LogFields{
+	sub.logger = logger.With(watermill.LogFields{
 		"provider":       "redrive",
 		"topic":          topic,
 		"consumer_group": c.ConsumerGroup,
 		"consumer":       c.Consumer,
 	})
+	sub.trimmedAway.logger = sub.logger
 	group := groupStreams{Group: sub.group, RetryStream: sub.retryStream}
 	sub.poisoner = newPoisoner(poisonerConfig{
 		Client:        sub.client,
@@ -146,7 +146,7 @@ func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscrip
 	return sub
 }
 
-func (s *subscription) config() *SubscriberConfig { return &s.sub.config }
+func (s *subscription) config() *SubscriberConfig { return s.cfg }
 
 // streams are the streams the subscription reads: the topic's, then the
 // group's retry stream.
@@ -207,6 +207,7 @@ func (s *subscription) start() error {
 			ClaimBatchSize: c.ClaimBatchSize,
 			ClaimInterval:  c.ClaimInterval,
 			OnClaim:        c.OnClaim,
+			OnTrimmedAway:  s.trimmedAway.note,
 			Logger:         s.logger,
 		}, s, s.poisoner)
 		s.janitor = newConsumerJanitor(consumerJanitorConfig{
@@ -224,7 +225,7 @@ func (s *subscription) start() error {
 			Consumer:    c.Consumer,
 			MaxIdleTime: c.MaxIdleTime,
 			Logger:      s.logger,
-		}, s)
+		}, s.inflight)
 	}
 	if !c.DisableDelayedMover {
 		pairs := [][2]string{{s.keys.Delayed, s.keys.Stream}}
@@ -299,7 +300,7 @@ func (s *subscription) shutdown() {
 			s.claimer.Stop()
 		}
 		s.dispatching.Wait()
-		s.giveBack(s.notHandedOut())
+		s.giveBack(s.inflight.notHandedOut())
 		if s.janitor != nil {
 			s.janitor.Stop()
 		}
@@ -310,7 +311,7 @@ func (s *subscription) shutdown() {
 			s.trimmer.Stop()
 		}
 		s.closing.Store(true)
-		if !s.awaitingHandlers() {
+		if !s.inflight.awaitingHandlers() {
 			// Every message out was acked or nacked already: settle them
 			// and close the channel before Close returns.
 			s.finish()
@@ -366,75 +367,6 @@ wait:
 // nobody took them, and no handler took one since.
 func (s *subscription) handlersStalled() bool { return s.stalled.Load() }
 
-func (s *subscription) track(pe *pendingEntry) {
-	s.inflightMu.Lock()
-	defer s.inflightMu.Unlock()
-	if s.inflight[pe.stream] == nil {
-		s.inflight[pe.stream] = map[string]*pendingEntry{}
-	}
-	s.inflight[pe.stream][pe.id] = pe
-}
-
-// untrack stops holding pe; false when it was not held.
-func (s *subscription) untrack(pe *pendingEntry) bool {
-	s.inflightMu.Lock()
-	defer s.inflightMu.Unlock()
-	if _, held := s.inflight[pe.stream][pe.id]; !held {
-		return false
-	}
-	delete(s.inflight[pe.stream], pe.id)
-	return true
-}
-
-// inflightIDs lists the entries held, by stream.
-func (s *subscription) inflightIDs() map[string][]string {
-	s.inflightMu.Lock()
-	defer s.inflightMu.Unlock()
-	ids := map[string][]string{}
-	for stream, entries := range s.inflight {
-		for id := range entries {
-			ids[stream] = append(ids[stream], id)
-		}
-	}
-	return ids
-}
-
-// awaitingHandlers tells whether a message out with a handler is neither
-// acked nor nacked yet. Only once the dispatcher ended.
-func (s *subscription) awaitingHandlers() bool {
-	s.inflightMu.Lock()
-	defer s.inflightMu.Unlock()
-	for _, byID := range s.inflight {
-		for _, pe := range byID {
-			if !pe.out.Load() || pe.handedOut == nil {
-				continue
-			}
-			select {
-			case <-pe.handedOut.Acked():
-			case <-pe.handedOut.Nacked():
-			default:
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// notHandedOut lists the entries held that no handler has.
-func (s *subscription) notHandedOut() []*pendingEntry {
-	s.inflightMu.Lock()
-	defer s.inflightMu.Unlock()
-	var entries []*pendingEntry
-	for _, byID := range s.inflight {
-		for _, pe := range byID {
-			if !pe.out.Load() {
-				entries = append(entries, pe)
-			}
-		}
-	}
-	return entries
-}
-
 // giveBack stops holding entries that no handler has and marks them idle for
 // MaxIdleTime, so the group's claimers take them at their next pass.
 func (s *subscription) giveBack(entries []*pendingEntry) {
@@ -444,7 +376,7 @@ func (s *subscription) giveBack(entries []*pendingEntry) {
 	ids := map[string][]string{}
 	released := 0
 	for _, pe := range entries {
-		if !s.untrack(pe) {
+		if !s.inflight.untrack(pe) {
 			continue // given back meanwhile by another path
 		}
 		ids[pe.stream] = append(ids[pe.stream], pe.id)
@@ -468,7 +400,7 @@ func (s *subscription) settle(pe *pendingEntry) {
 		pe.ackedLocally.Store(true)
 		s.acker.add(pe.stream, pe.id)
 	}
-	if s.untrack(pe) {
+	if s.inflight.untrack(pe) {
 		s.releaseSlots(1)
 	}
 }
