@@ -6,7 +6,7 @@
 package testsignal
 
 import (
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,9 +23,14 @@ type TB interface {
 // stalled service.
 const bufferSize = 1000
 
-// Signal carries values of type T from a service to a test.
+// Signal carries values of type T from a service to a test. Its zero value
+// is ready: an uninitialised signal costs a service one atomic load.
 type Signal[T any] struct {
-	mu sync.Mutex
+	enabled atomic.Pointer[enabled[T]]
+}
+
+// enabled is a signal a test initialised.
+type enabled[T any] struct {
 	ch chan T
 	tb TB
 }
@@ -33,26 +38,21 @@ type Signal[T any] struct {
 // Init enables the signal for the test tb. Only tests call it, before the
 // service starts.
 func (s *Signal[T]) Init(tb TB) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.ch = make(chan T, bufferSize)
-	s.tb = tb
+	s.enabled.Store(&enabled[T]{ch: make(chan T, bufferSize), tb: tb})
 }
 
 // Signal sends v if the signal was initialised. It never blocks: a full
 // buffer fails the test that initialised the signal (a test must take every
 // value it asked for, or stop the service) and v is dropped.
 func (s *Signal[T]) Signal(v T) {
-	s.mu.Lock()
-	ch, tb := s.ch, s.tb
-	s.mu.Unlock()
-	if ch == nil {
+	e := s.enabled.Load()
+	if e == nil {
 		return
 	}
 	select {
-	case ch <- v:
+	case e.ch <- v:
 	default:
-		tb.Errorf("testsignal: a %T signal's buffer of %d values is full: the test does not take the values it asked for (value dropped: %v)", v, bufferSize, v)
+		e.tb.Errorf("testsignal: a %T signal's buffer of %d values is full: the test does not take the values it asked for (value dropped: %v)", v, bufferSize, v)
 	}
 }
 
@@ -72,13 +72,11 @@ func (s *Signal[T]) WaitOrTimeout(timeout time.Duration) (T, bool) {
 // C is the channel the values arrive on, for tests that wait on several
 // things at once.
 func (s *Signal[T]) C() <-chan T {
-	s.mu.Lock()
-	ch := s.ch
-	s.mu.Unlock()
-	if ch == nil {
+	e := s.enabled.Load()
+	if e == nil {
 		panic("testsignal: waiting on a signal that was not initialised")
 	}
-	return ch
+	return e.ch
 }
 
 // Require returns the next value, failing tb (from the test's goroutine)

@@ -54,3 +54,10 @@ func TestFullSignalFailsTheTest(t *testing.T) {
 		t.Fatalf("a send to a full signal reported %d errors, want 1", len(rec.errors))
 	}
 }
+
+func BenchmarkUninitialisedSignal(b *testing.B) {
+	var s Signal[int]
+	for i := range b.N {
+		s.Signal(i)
+	}
+}
