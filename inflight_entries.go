@@ -13,6 +13,7 @@ func newInflightEntries() *inflightEntries {
 	return &inflightEntries{byStream: map[string]map[string]*pendingEntry{}}
 }
 
+// track holds pe until untrack.
 func (e *inflightEntries) track(pe *pendingEntry) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
