@@ -3,6 +3,7 @@ package redrive
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,4 +129,45 @@ func ids(entries []redis.XMessage) []string {
 		out[i] = e.ID
 	}
 	return out
+}
+
+// TestServicesStartStop: the periodic services start and stop any number of
+// times, from several goroutines at once, and Stop without Start is fine.
+func TestServicesStartStop(t *testing.T) {
+	t.Parallel()
+	st := newServiceTopic(t)
+	logger := watermill.NopLogger{}
+	for name, svc := range map[string]service{
+		"claimer": newClaimer(claimerConfig{
+			Client: st.client, Topic: st.keys.Stream, Streams: st.streams(), Group: testGroup, Consumer: "c",
+			MaxIdleTime: time.Minute, ClaimBatchSize: 10, ClaimInterval: time.Millisecond, Logger: logger,
+		}, newFakeClaimTarget(10), newTestPoisoner(t, st, st.groupStreams(), nil)),
+		"consumer janitor": newConsumerJanitor(consumerJanitorConfig{
+			Client: st.client, Streams: st.streams(), Group: testGroup, Consumer: "c",
+			ConsumerTimeout: time.Hour, Interval: time.Millisecond, Logger: logger,
+		}),
+		"in-flight keeper": newInflightKeeper(inflightKeeperConfig{
+			Client: st.client, Group: testGroup, Consumer: "c", MaxIdleTime: time.Millisecond, Logger: logger,
+		}, heldList{}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			svc.Stop()
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 20 {
+						if err := svc.Start(context.Background()); err != nil {
+							t.Errorf("Start: %v", err)
+							return
+						}
+						svc.Stop()
+					}
+				}()
+			}
+			wg.Wait()
+			svc.Stop()
+		})
+	}
 }
