@@ -158,6 +158,21 @@ func replyString(v interface{}) (string, error) {
 	return s, nil
 }
 
+// replyStrings reads an array of strings (empty for an empty array).
+func replyStrings(v interface{}) ([]string, error) {
+	list, err := replyList(v, -1)
+	if err != nil {
+		return nil, err
+	}
+	strs := make([]string, len(list))
+	for i, raw := range list {
+		if strs[i], err = replyString(raw); err != nil {
+			return nil, fmt.Errorf("item %d: %w", i, err)
+		}
+	}
+	return strs, nil
+}
+
 // replyList reads an array of exactly n items (any length when n < 0).
 func replyList(v interface{}, n int) ([]interface{}, error) {
 	list, ok := v.([]interface{})
