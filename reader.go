@@ -65,10 +65,17 @@ func (s *subscription) releaseSlots(n int) {
 	}
 }
 
+// finishOwnPending tells the claimer the reader is done with this consumer's
+// own pending entries.
+func (s *subscription) finishOwnPending() {
+	s.ownPendingOnce.Do(func() { close(s.ownPendingRead) })
+}
+
 func (s *subscription) readLoop() {
 	defer s.reading.Done()
 	// Entries the last read brought after shutdown gave back what was held.
 	defer func() { s.giveBack(s.inflight.notHandedOut()) }()
+	defer s.finishOwnPending()
 	failures := newErrorLog(s.logger, "Reading the stream failed")
 	pauses := errorbackoff.New(readErrorBackoff, readErrorBackoffMax)
 	history := s.group != ""
@@ -114,6 +121,7 @@ func (s *subscription) readLoop() {
 		}
 		if history && got == 0 {
 			history = false
+			s.finishOwnPending()
 		}
 		var overDelivered map[string]map[string]int64
 		if history {

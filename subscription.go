@@ -48,7 +48,12 @@ type subscription struct {
 	stalled atomic.Bool
 
 	stopReading chan struct{}
-	stopAll     chan struct{}
+	// ownPendingRead is closed once the reader has read this consumer's
+	// own pending entries (left by an earlier process with the same
+	// Consumer name); the claimer starts after it.
+	ownPendingRead chan struct{}
+	ownPendingOnce sync.Once
+	stopAll        chan struct{}
 	// reading and dispatching end when their loops return.
 	reading     sync.WaitGroup
 	dispatching sync.WaitGroup
@@ -87,21 +92,22 @@ type delivery struct {
 
 func newSubscription(ctx context.Context, c *SubscriberConfig, logger watermill.LoggerAdapter, topic string) *subscription {
 	sub := &subscription{
-		cfg:         c,
-		client:      c.Client,
-		topic:       topic,
-		keys:        KeysFor(topic),
-		group:       c.ConsumerGroup,
-		out:         make(chan *message.Message),
-		slots:       make(chan struct{}, c.MaxInFlight),
-		queue:       make(chan *delivery, c.MaxInFlight),
-		redeliver:   make(chan *delivery, c.MaxInFlight),
-		ahead:       newReadAhead(c.ReadAhead),
-		settled:     make(chan struct{}, 1),
-		stopReading: make(chan struct{}),
-		stopAll:     make(chan struct{}),
-		inflight:    newInflightEntries(),
-		poisonTopic: c.PoisonTopic,
+		cfg:            c,
+		client:         c.Client,
+		topic:          topic,
+		keys:           KeysFor(topic),
+		group:          c.ConsumerGroup,
+		out:            make(chan *message.Message),
+		slots:          make(chan struct{}, c.MaxInFlight),
+		queue:          make(chan *delivery, c.MaxInFlight),
+		redeliver:      make(chan *delivery, c.MaxInFlight),
+		ahead:          newReadAhead(c.ReadAhead),
+		settled:        make(chan struct{}, 1),
+		stopReading:    make(chan struct{}),
+		ownPendingRead: make(chan struct{}),
+		stopAll:        make(chan struct{}),
+		inflight:       newInflightEntries(),
+		poisonTopic:    c.PoisonTopic,
 	}
 	sub.messageBase = context.WithoutCancel(ctx)
 	sub.ctx, sub.cancel = context.WithCancel(sub.messageBase)
@@ -208,6 +214,7 @@ func (s *subscription) start() error {
 			ClaimInterval:  c.ClaimInterval,
 			OnClaim:        c.OnClaim,
 			OnTrimmedAway:  s.trimmedAway.note,
+			StartAfter:     s.ownPendingRead,
 			Logger:         s.logger,
 		}, s, s.poisoner)
 		s.janitor = newConsumerJanitor(consumerJanitorConfig{
