@@ -237,10 +237,8 @@ type Trimmer struct {
 	logMu           sync.Mutex
 	lastHoldBackLog time.Time
 
-	// TestSignals is for redrive's own tests, in this package and in tests/,
-	// which wait on the trimmer's work instead of sleeping. Applications have
-	// no use for it: its signals do nothing until a test enables them.
-	TestSignals trimmerTestSignals
+	// testSignals let this package's tests wait on the trimmer's work.
+	testSignals trimmerTestSignals
 }
 
 // trimmerTestSignals are sent by the trimmer when tests asked for them.
@@ -307,7 +305,7 @@ func (t *Trimmer) TrimOnce(ctx context.Context) (TrimResult, error) {
 	if t.config.OnTrim != nil {
 		t.config.OnTrim(r)
 	}
-	t.TestSignals.Trimmed.Signal(r)
+	t.testSignals.Trimmed.Signal(r)
 	return r, nil
 }
 
