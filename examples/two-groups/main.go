@@ -22,6 +22,7 @@ import (
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/examples/internal/exampleredis"
+	"github.com/redrive-go/redrive/examples/internal/timeline"
 	"github.com/redrive-go/redrive/middleware"
 	"github.com/redrive-go/redrive/router"
 )
@@ -32,13 +33,7 @@ func main() {
 	topic := exampleredis.Topic("orders")
 	defer exampleredis.Cleanup(rdb, topic, "billing", "shipping")
 
-	start := time.Now()
-	var printMu sync.Mutex
-	step := func(format string, args ...any) {
-		printMu.Lock()
-		defer printMu.Unlock()
-		fmt.Printf("%+.3fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-	}
+	step := timeline.Start().Step
 
 	r, err := router.New(router.Config{
 		Client: rdb,
