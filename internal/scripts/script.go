@@ -160,17 +160,37 @@ func replyString(v interface{}) (string, error) {
 
 // replyStrings reads an array of strings (empty for an empty array).
 func replyStrings(v interface{}) ([]string, error) {
-	list, err := replyList(v, -1)
-	if err != nil {
-		return nil, err
-	}
-	strs := make([]string, len(list))
-	for i, raw := range list {
-		if strs[i], err = replyString(raw); err != nil {
-			return nil, fmt.Errorf("item %d: %w", i, err)
+	return replyArrayOf(replyString)(v)
+}
+
+// replyArrayOf returns a reader of an array (empty for an empty array)
+// whose items parse reads.
+func replyArrayOf[T any](parse func(interface{}) (T, error)) func(interface{}) ([]T, error) {
+	return func(v interface{}) ([]T, error) {
+		list, err := replyList(v, -1)
+		if err != nil {
+			return nil, err
 		}
+		items := make([]T, len(list))
+		for i, raw := range list {
+			if items[i], err = parse(raw); err != nil {
+				return nil, fmt.Errorf("item %d: %w", i, err)
+			}
+		}
+		return items, nil
 	}
-	return strs, nil
+}
+
+// replyPart parses v, the part of a reply called name, into *dst. Parts are
+// read with one replyPart each, joined by cmp.Or, which returns the first
+// error.
+func replyPart[T any](name string, dst *T, v interface{}, parse func(interface{}) (T, error)) error {
+	x, err := parse(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	*dst = x
+	return nil
 }
 
 // replyList reads an array of exactly n items (any length when n < 0).

@@ -51,3 +51,29 @@ func TestRedisErrorsUnchanged(t *testing.T) {
 		t.Errorf("err = %v (%T), want Redis's own NOGROUP error, not wrapped", err, err)
 	}
 }
+
+// A reply part that does not parse is named in the error, with the item
+// of an array it failed on, and an empty array reads as an empty slice.
+func TestReplyPartsNameWhatFailed(t *testing.T) {
+	t.Parallel()
+	group := []interface{}{"g", "0-0", int64(0), "", int64(0), int64(1), "0-0", ""}
+	badGroup := []interface{}{"g", "0-0", "not a count", "", int64(0), int64(1), "0-0", ""}
+	reply := func(groups ...interface{}) interface{} {
+		return []interface{}{int64(0), "", "1-0", int64(0), "", groups}
+	}
+	r, err := parseTrimStream(reply(group))
+	if err != nil || len(r.Groups) != 1 || r.Groups[0].Name != "g" || !r.Groups[0].UnreadExact {
+		t.Fatalf("parseTrimStream = %+v, %v", r, err)
+	}
+	if r, err := parseTrimStream(reply()); err != nil || r.Groups == nil || len(r.Groups) != 0 {
+		t.Errorf("no groups: %+v, %v; want an empty slice", r, err)
+	}
+	_, err = parseTrimStream(reply(group, badGroup))
+	if err == nil || !strings.Contains(err.Error(), "groups: item 1: pending: ") {
+		t.Errorf("bad second group: err = %v, want it named", err)
+	}
+	_, err = parseTrimStream([]interface{}{int64(0), "", "1-0", "many", "", []interface{}{}})
+	if err == nil || !strings.Contains(err.Error(), "length: ") {
+		t.Errorf("bad length: err = %v, want it named", err)
+	}
+}
