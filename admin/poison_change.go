@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -99,7 +100,7 @@ func (a *Admin) changePoison(ctx context.Context, c poisonChange, res *ChangeRes
 		return err
 	})
 	if !res.DryRun {
-		a.logger.Info("Poisoned messages "+c.done, watermill.LogFields{
+		a.logger.Info(strings.ToUpper(c.done[:1])+c.done[1:]+" poisoned messages", watermill.LogFields{
 			"poison_stream": res.Stream, c.done: *done, "skipped": res.Skipped,
 			"gone": res.Gone, "failed": res.Failed, "complete": err == nil,
 		})
