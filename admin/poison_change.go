@@ -69,9 +69,10 @@ type poisonChange struct {
 	now      time.Time
 	progress ProgressFunc
 	// batch changes (or, in a dry run, plans) the selected messages of one
-	// batch and appends exactly one outcome for each to the result's
-	// Messages; the outcomes it leaves without a status count as failed.
-	batch func(msgs []PoisonedMessage) error
+	// batch, writing the outcome of msgs[i] to outs[i], the result's
+	// Messages for them; an outcome it leaves without a status counts as
+	// failed. Pointers into outs stay valid while batch runs.
+	batch func(msgs []PoisonedMessage, outs []Outcome) error
 }
 
 // changePoison runs c over the poison stream res.Stream, batch by batch,
@@ -92,8 +93,10 @@ func (a *Admin) changePoison(ctx context.Context, c poisonChange, res *ChangeRes
 		res.Scanned = scanned
 		res.Matched += len(batch)
 		first := len(res.Messages)
-		err := c.batch(batch)
-		*done += res.tally(res.Messages[first:], err)
+		res.Messages = append(res.Messages, make([]Outcome, len(batch))...)
+		outs := res.Messages[first:]
+		err := c.batch(batch, outs)
+		*done += res.tally(outs, err)
 		if c.progress != nil {
 			c.progress(Progress{Total: total, Scanned: res.Scanned, Matched: res.Matched, Done: *done, Skipped: res.Skipped})
 		}

@@ -135,13 +135,10 @@ func (a *Admin) RequeuePoisoned(ctx context.Context, poisonStream string, sel Se
 	now := time.Now()
 	groups := groupCache{admin: a, groups: map[string]map[string]bool{}}
 	err := a.changePoison(ctx, poisonChange{op: "requeue", done: "requeued", sel: sel, now: now, progress: opts.Progress,
-		batch: func(batch []PoisonedMessage) error {
-			first := len(res.Messages)
-			// Grown once, so the pointers planRequeue keeps stay valid.
-			res.Messages = append(res.Messages, make([]Outcome, len(batch))...)
+		batch: func(batch []PoisonedMessage, outs []Outcome) error {
 			var items []requeueItem
 			for i := range batch {
-				out := &res.Messages[first+i]
+				out := &outs[i]
 				item, err := a.planRequeue(ctx, poisonStream, &batch[i], opts, &groups, now, out)
 				if err != nil {
 					return err
@@ -475,25 +472,21 @@ type PurgeResult struct {
 func (a *Admin) PurgePoisoned(ctx context.Context, poisonStream string, sel Selector, opts PurgeOptions) (PurgeResult, error) {
 	res := PurgeResult{ChangeResult: ChangeResult{Stream: poisonStream, DryRun: opts.DryRun, Messages: []Outcome{}}}
 	err := a.changePoison(ctx, poisonChange{op: "purge", done: "purged", sel: sel, now: time.Now(), progress: opts.Progress,
-		batch: func(batch []PoisonedMessage) error {
-			var toPurge []int // indexes in res.Messages
-			for _, m := range batch {
-				out := Outcome{ID: m.ID, UUID: m.UUID, OriginalTopic: m.OriginalTopic, Reason: m.Reason, Status: StatusWouldPurge}
+		batch: func(batch []PoisonedMessage, outs []Outcome) error {
+			var toPurge []*Outcome
+			for i, m := range batch {
+				out := &outs[i]
+				*out = Outcome{ID: m.ID, UUID: m.UUID, OriginalTopic: m.OriginalTopic, Reason: m.Reason, Status: StatusWouldPurge}
 				if !opts.Force && len(sel.IDs) == 0 && !m.HasPoisonMetadata() {
 					out.Status, out.Note = StatusSkipped, NoteNotPoisoned
 				} else {
-					toPurge = append(toPurge, len(res.Messages))
+					toPurge = append(toPurge, out)
 				}
-				res.Messages = append(res.Messages, out)
 			}
 			if opts.DryRun || len(toPurge) == 0 {
 				return nil
 			}
-			outs := make([]*Outcome, len(toPurge))
-			for i, at := range toPurge {
-				outs[i] = &res.Messages[at]
-			}
-			return a.purgeBatch(ctx, poisonStream, outs)
+			return a.purgeBatch(ctx, poisonStream, toPurge)
 		}}, &res.ChangeResult, &res.Purged)
 	return res, err
 }
