@@ -27,10 +27,8 @@ import (
 )
 
 func main() {
-	rdb, closeRedis := exampleredis.Connect()
-	defer closeRedis()
-	topic := exampleredis.Topic("reminders")
-	defer exampleredis.Cleanup(rdb, topic, "send-reminder")
+	rdb, topic, cleanup := exampleredis.Setup("reminders", "send-reminder")
+	defer cleanup()
 
 	// One message at a time, in stream order, so the output shows the order
 	// in which they became due.

@@ -28,10 +28,8 @@ import (
 )
 
 func main() {
-	rdb, closeRedis := exampleredis.Connect()
-	defer closeRedis()
-	topic := exampleredis.Topic("payments")
-	defer exampleredis.Cleanup(rdb, topic, "charge-card")
+	rdb, topic, cleanup := exampleredis.Setup("payments", "charge-card")
+	defer cleanup()
 	ctx := context.Background()
 
 	tl := timeline.Start()

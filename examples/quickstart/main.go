@@ -27,10 +27,8 @@ import (
 )
 
 func main() {
-	rdb, closeRedis := exampleredis.Connect()
-	defer closeRedis()
-	topic := exampleredis.Topic("orders")
-	defer exampleredis.Cleanup(rdb, topic, "send-invoice")
+	rdb, topic, cleanup := exampleredis.Setup("orders", "send-invoice")
+	defer cleanup()
 
 	step := timeline.Start().Step
 

@@ -28,10 +28,8 @@ import (
 )
 
 func main() {
-	rdb, closeRedis := exampleredis.Connect()
-	defer closeRedis()
-	topic := exampleredis.Topic("orders")
-	defer exampleredis.Cleanup(rdb, topic, "billing", "shipping")
+	rdb, topic, cleanup := exampleredis.Setup("orders", "billing", "shipping")
+	defer cleanup()
 
 	step := timeline.Start().Step
 
