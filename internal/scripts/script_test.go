@@ -1,6 +1,7 @@
 package scripts
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -75,5 +76,27 @@ func TestReplyPartsNameWhatFailed(t *testing.T) {
 	_, err = parseTrimStream([]interface{}{int64(0), "", "1-0", "many", "", []interface{}{}})
 	if err == nil || !strings.Contains(err.Error(), "length: ") {
 		t.Errorf("bad length: err = %v, want it named", err)
+	}
+}
+
+// A reply with one item per message reads Lua false as "gone", and a reply
+// with another number of items is refused.
+func TestRunDelayedNowReply(t *testing.T) {
+	t.Parallel()
+	args := RunDelayedNowArgs{Messages: make([]DelayedMessage, 2)}
+	reply := func(v interface{}) *redis.Cmd {
+		cmd := redis.NewCmd(context.Background())
+		cmd.SetVal(v)
+		return cmd
+	}
+	ids, err := RunDelayedNow.ReplyOf(reply([]interface{}{"1-0", nil}), args)
+	if err != nil || len(ids) != 2 || ids[0] != "1-0" || ids[1] != "" {
+		t.Errorf("ids = %q, %v; want [1-0 \"\"]", ids, err)
+	}
+	if ids, err := RunDelayedNow.ReplyOf(reply([]interface{}{"1-0"}), args); err == nil {
+		t.Errorf("one ID for two messages: %q, want an error", ids)
+	}
+	if ids, err := RunDelayedNow.ReplyOf(reply([]interface{}{"1-0", int64(3)}), args); err == nil || !strings.Contains(err.Error(), "item 1") {
+		t.Errorf("an integer ID: %q, %v; want an error naming item 1", ids, err)
 	}
 }
