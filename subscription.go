@@ -43,6 +43,8 @@ type subscription struct {
 	queue     chan *delivery
 	redeliver chan *delivery
 	ahead     *readAhead
+	// reader is the connection the reader blocks on.
+	reader *readerConn
 	// stalled is set while the dispatcher gave entries back because nobody
 	// took them: the claimer takes nothing meanwhile.
 	stalled atomic.Bool
@@ -96,6 +98,7 @@ func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscrip
 		queue:       make(chan *delivery, c.MaxInFlight),
 		redeliver:   make(chan *delivery, c.MaxInFlight),
 		ahead:       newReadAhead(c.ReadAhead),
+		reader:      newReaderConn(c.Client, topic),
 		settled:     make(chan struct{}, 1),
 		stopReading: make(chan struct{}),
 		stopAll:     make(chan struct{}),
@@ -178,6 +181,7 @@ func (s *subscription) start() error {
 		for _, p := range pairs {
 			mover, err := NewDelayedMover(DelayedMoverConfig{
 				Client:       s.client,
+				Topic:        s.topic,
 				Delayed:      p[0],
 				Stream:       p[1],
 				PollInterval: c.DelayedPollInterval,
@@ -187,6 +191,7 @@ func (s *subscription) start() error {
 			if err != nil {
 				return err
 			}
+			mover.listensElsewhere = true // the Subscriber's wake-up listener
 			s.movers = append(s.movers, mover)
 		}
 	}
@@ -198,6 +203,7 @@ func (s *subscription) start() error {
 			return err
 		}
 	}
+	s.sub.wakeups.add(s.topic, s.delayedKeys())
 	s.reading.Add(1)
 	s.dispatching.Add(1)
 	go s.readLoop()
@@ -231,11 +237,14 @@ func (s *subscription) services() []service {
 // or nacked in the background (finish), their contexts intact, and the
 // channel closes after them; when nothing is out, finish runs before shutdown
 // returns.
-// A blocking read in flight is not waited for either when messages are out:
-// it ends within BlockTime and gives back whatever it brings.
+// A blocking read in flight is cut short: its connection is the
+// subscription's own, and closing it ends the read at once.
 func (s *subscription) shutdown() {
 	s.shutOnce.Do(func() {
 		close(s.stopReading)
+		// Ends a blocking read at once; the entries it may have brought
+		// are given back in finish.
+		s.reader.close()
 		if s.claimer != nil {
 			// Claiming is reading too: an entry claimed now would only be
 			// released again, with one more delivery counted against
@@ -250,6 +259,7 @@ func (s *subscription) shutdown() {
 		for _, m := range s.movers {
 			m.Stop()
 		}
+		s.sub.wakeups.remove(s.topic, s.delayedKeys())
 		if s.trimmer != nil {
 			s.trimmer.Stop()
 		}
@@ -298,6 +308,7 @@ wait:
 	if s.keeper != nil {
 		s.keeper.releaseAll()
 	}
+	s.releaseCutRead()
 	// Closed last: a message.Router waits for its subscriptions' channels to
 	// close, so its Close returns after the acks of its handlers reached
 	// Redis.
