@@ -161,6 +161,12 @@ func (r *readerConn) release(lease readLease, err error) (cut bool) {
 	if err != nil && err != redis.Nil && r.client == lease.own {
 		_ = r.client.Close()
 		r.client = nil
+		if cc, ok := r.shared.(*redis.ClusterClient); ok {
+			// MOVED, ASK or a dead master, perhaps: the slot map may be
+			// stale, and only the cluster client can learn the new one (in
+			// the background) for the next read's MasterForKey.
+			cc.ReloadState(context.Background())
+		}
 	}
 	return false
 }
