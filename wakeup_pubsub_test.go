@@ -169,3 +169,63 @@ func TestDelayedMoverHandsOverWhenItStops(t *testing.T) {
 		t.Fatalf("moved %d (signal %v), want the handed-over message moved", moved, ok)
 	}
 }
+
+// A Subscriber's movers sleep on the hour-long safety net; a delayed
+// message another process publishes reaches them through the Subscriber's
+// wake-up connection, and is delivered.
+func TestSubscriberDelayedWakeupFromAnotherProcess(t *testing.T) {
+	client := redistest.NewClient(t)
+	topic := redistest.RandomTopic("wakeup-xproc-sub")
+	keys := KeysFor(topic)
+	t.Cleanup(func() {
+		client.Del(context.Background(), keys.Stream, keys.Delayed, keys.GroupRetry("g"), keys.GroupRetryDelayed("g"))
+	})
+	sub, err := NewSubscriber(SubscriberConfig{Client: client, ConsumerGroup: "g", DelayedPollInterval: wakeupTestPoll}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	sub.wakeups.TestSignals.Subscribed.Init()
+	sub.wakeups.TestSignals.Woken.Init()
+	msgs, err := sub.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sub.wakeups.TestSignals.Subscribed.WaitOrTimeout(wakeupFunctionalCap); !ok {
+		t.Fatal("the wake-up connection did not subscribe")
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWakeupChildPublisher$", "-test.count=1")
+	cmd.Env = append(os.Environ(), wakeupChildEnv+"="+topic, wakeupChildAddrEnv+"="+client.Options().Addr)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("publisher process: %v\n%s", err, out)
+	}
+	if key, ok := sub.wakeups.TestSignals.Woken.WaitOrTimeout(wakeupFunctionalCap); !ok || key != keys.Delayed {
+		t.Fatalf("wake-up for %q (signal %v), want one for %q", key, ok, keys.Delayed)
+	}
+	select {
+	case msg := <-msgs:
+		msg.Ack()
+		if string(msg.Payload) != "from another process" {
+			t.Fatalf("got %q", msg.Payload)
+		}
+	case <-time.After(wakeupFunctionalCap):
+		t.Fatal("the delayed message of the other process was not delivered")
+	}
+}
+
+// A wake-up message carries the due time and the delayed set; anything else
+// on the channel is ignored.
+func TestWakeupPayloadRoundTrip(t *testing.T) {
+	key := KeysFor("{orders}.a b").GroupRetryDelayed("g 1")
+	due := time.UnixMilli(1_796_000_000_123)
+	gotKey, gotDue, ok := parseWakeupPayload(wakeupPayload(key, due))
+	if !ok || gotKey != key || !gotDue.Equal(due) {
+		t.Fatalf("parsed %q %v %v, want %q %v", gotKey, gotDue, ok, key, due)
+	}
+	for _, bad := range []string{"", "123", "123 ", "x key", " key"} {
+		if _, _, ok := parseWakeupPayload(bad); ok {
+			t.Errorf("parseWakeupPayload(%q) accepted it", bad)
+		}
+	}
+}
