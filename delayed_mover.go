@@ -84,8 +84,9 @@ func (c *DelayedMoverConfig) Validate() error {
 // DelayedMover is the service that moves due delayed messages from a sorted
 // set into their stream. It sleeps until the next due time and wakes early
 // when this process, or with Topic set any process, schedules an earlier
-// message; it also polls every PollInterval, in case a wake-up was lost. Any number of movers may run on the same set, in one process
-// or many: each message enters the stream exactly once.
+// message; it also polls every PollInterval, in case a wake-up was lost. Any
+// number of movers may run on the same set, in one process or many: each
+// message enters the stream exactly once.
 //
 // Subscribers run movers for their topic by themselves; run one directly when
 // no redrive subscriber reads the stream.
