@@ -2,6 +2,12 @@ package tests
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +136,69 @@ func TestClaimerCutsALongBlockingRead(t *testing.T) {
 		msg.Ack()
 	case <-time.After(waitTimeout):
 		t.Fatal("a message published after the claim did not arrive")
+	}
+}
+
+// startSentinel runs a Sentinel watching srv as master "m" and returns its
+// address.
+func startSentinel(t *testing.T, srv *redistest.Server) string {
+	t.Helper()
+	dir := t.TempDir()
+	port := redistest.FreePort(t)
+	conf := filepath.Join(dir, "sentinel.conf")
+	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor m 127.0.0.1 %d 1\n", port, dir, srv.Port())
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("redis-server", conf, "--sentinel")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start redis-sentinel: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// A Sentinel failover client is a *redis.Client whose dialer asks Sentinel
+// for the master: the subscription's own read connection, built from its
+// options, reaches the master the same way, blocks there, and Close ends
+// the read.
+func TestSentinelClientReadsOnItsOwnConnection(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	admin := srv.Client(t)
+	sentinel := startSentinel(t, srv)
+	client := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: []string{sentinel}})
+	t.Cleanup(func() { _ = client.Close() })
+	redistest.WaitFor(t, waitTimeout, func() bool { return client.Ping(context.Background()).Err() == nil },
+		"the failover client reaches the master through Sentinel")
+
+	topic := redistest.RandomTopic("idle-sentinel")
+	sub := newSubscriber(t, redrive.SubscriberConfig{Client: client, ConsumerGroup: "g", BlockTime: idleLongBlock}, nil)
+	msgs := subscribe(t, sub, topic)
+	redistest.WaitFor(t, waitTimeout, func() bool { return blockedReads(t, admin) == 1 },
+		"the reader blocked on the master")
+	msg := message.NewMessage(watermill.NewUUID(), []byte("through sentinel"))
+	publish(t, newPublisher(t, client), topic, msg)
+	select {
+	case got := <-msgs:
+		if got.UUID != msg.UUID {
+			t.Fatalf("got %s, want %s", got.UUID, msg.UUID)
+		}
+		got.Ack()
+	case <-time.After(waitTimeout):
+		t.Fatal("the message did not arrive")
+	}
+	closed := make(chan struct{})
+	go func() {
+		_ = sub.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(waitTimeout):
+		t.Fatalf("Close did not return within %s of a read blocked for %s", waitTimeout, idleLongBlock)
 	}
 }
