@@ -37,10 +37,10 @@ func (s *subscription) waitSlots(ctx context.Context, want int) int {
 	case <-s.slots:
 		return 1 + s.tryAcquireSlots(want-1)
 	default:
-		// A blocking read holds its slots until it returns, which may be
-		// long: cut it short.
-		s.reader.interrupt()
 	}
+	// A blocking read holds its slots for as long as it blocks, which may
+	// be long: it is cut short, and none starts until this one got a slot.
+	defer s.reader.waitingForSlot()()
 	select {
 	case <-s.slots:
 	case <-s.stopReading:
@@ -200,10 +200,10 @@ func (s *subscription) read(count int, history bool, historyFrom map[string]stri
 		}
 		streams, err = lease.client.XReadGroup(s.ctx, args).Result()
 	}
-	if s.reader.release(lease, err) {
-		// Interrupted (Close, or the claimer needs the slots): the reply is
-		// lost; entries Redis assigned meanwhile stay pending for this
-		// consumer and go back to the group (see finish and the claimer).
+	if s.reader.release(lease, err) && err != nil {
+		// Cut short (Close, or a service waits for the slots): the reply is
+		// lost; entries Redis assigned in it stay pending for this consumer
+		// until released at finish, or claimed after MaxIdleTime.
 		return nil, redis.Nil
 	}
 	return streams, err

@@ -47,10 +47,11 @@ type readerConn struct {
 	// lastCut is when a blocking read was last cut short: its reply, with
 	// entries Redis assigned to this consumer, may be lost.
 	lastCut time.Time
-	// skipNext makes the next blocking read return at once: an interruption
-	// came while no read was in flight.
-	skipNext bool
-	closed   bool
+	// slotWaiters counts the services waiting for an in-flight slot: while
+	// one waits, no blocking read goes out (it would hold its slots for as
+	// long as it blocks), and the one in flight was cut short.
+	slotWaiters int
+	closed      bool
 
 	TestSignals readerConnTestSignals
 }
@@ -89,23 +90,13 @@ type readLease struct {
 // not go out: the connection closed, or an interruption asked the next
 // blocking read to return at once.
 func (r *readerConn) acquire(ctx context.Context, blocking bool) (lease readLease, ok bool, err error) {
-	if !r.own {
-		r.mu.Lock()
-		skip := r.closed || (blocking && r.skipNext)
-		if blocking {
-			r.skipNext = false
-		}
-		r.mu.Unlock()
-		return readLease{client: r.shared}, !skip, nil
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closed || (blocking && r.slotWaiters > 0) {
 		return readLease{}, false, nil
 	}
-	if blocking && r.skipNext {
-		r.skipNext = false
-		return readLease{}, false, nil
+	if !r.own {
+		return readLease{client: r.shared}, true, nil
 	}
 	if r.client == nil {
 		opts, err := r.options(ctx)
@@ -171,17 +162,22 @@ func (r *readerConn) release(lease readLease, err error) (cut bool) {
 	return false
 }
 
-// interrupt ends the blocking read in flight, so the reader gives back the
-// in-flight slots it holds for it; when none is in flight, the next blocking
-// read returns at once instead.
-func (r *readerConn) interrupt() {
+// waitingForSlot tells the reader that a service waits for an in-flight
+// slot, which a blocking read holds for as long as it blocks: the read in
+// flight is cut short, and none starts until the returned func is called
+// (once the service got its slot, or gave up).
+func (r *readerConn) waitingForSlot() (done func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.slotWaiters++
 	if r.own && r.blocking {
 		r.cut()
-		return
 	}
-	r.skipNext = true
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.slotWaiters--
+	}
 }
 
 // close ends the read in flight and closes the reader's own client for good.
