@@ -30,8 +30,9 @@ const (
 	DefaultRetainAcked = 10 * time.Minute
 	// DefaultTrimInterval is how often a trimmer runs. One run is one cheap
 	// script call (a few commands per consumer group), so many subscribers
-	// may run it at once.
-	DefaultTrimInterval = 15 * time.Second
+	// may run it at once; once a minute is fine-grained enough against
+	// DefaultRetainAcked and keeps an idle subscription cheap.
+	DefaultTrimInterval = time.Minute
 	// DefaultHoldBackLogInterval is the least time between two log lines
 	// about a consumer group that holds entries older than the retention
 	// window back.
