@@ -97,7 +97,13 @@ func newClaimer(config claimerConfig, target claimTarget, poisoner crashLoopPois
 func (c *claimer) Start(ctx context.Context) error {
 	// The first pass runs at once: a consumer that joins (after a deploy,
 	// say) takes what others gave back or left behind without waiting.
-	startPeriodicFrom(ctx, &c.Base, c.config.StartAfter, 0, c.config.ClaimInterval, c.config.Logger,
+	// A consumer that gives entries back asks for a pass at once (a claim
+	// wake-up), so they wait for no ClaimInterval.
+	var claimWakeups *passTrigger
+	if c.config.Topic != "" {
+		claimWakeups = &passTrigger{registry: processClaimWakeups, key: claimWakeupKey(c.config.Topic, c.config.Group)}
+	}
+	startPeriodicFrom(ctx, &c.Base, c.config.StartAfter, claimWakeups, 0, c.config.ClaimInterval, c.config.Logger,
 		"Claiming idle pending entries failed", c.claimOnce,
 		func(error) { c.TestSignals.Pass.Signal(struct{}{}) })
 	return nil

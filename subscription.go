@@ -236,6 +236,7 @@ func (s *subscription) start() error {
 		})
 		s.keeper = newInflightKeeper(inflightKeeperConfig{
 			Client:      s.client,
+			Topic:       s.topic,
 			Group:       s.group,
 			Consumer:    c.Consumer,
 			MaxIdleTime: c.MaxIdleTime,
@@ -411,7 +412,7 @@ func (s *subscription) giveBack(entries []*pendingEntry) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	if _, err := s.keeper.setIdle(ctx, s.config().MaxIdleTime, ids); err != nil {
+	if _, err := s.keeper.giveBack(ctx, ids); err != nil {
 		s.logger.Error("Could not give entries back to the group; others claim them after MaxIdleTime", err, nil)
 	}
 }
