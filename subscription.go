@@ -57,6 +57,9 @@ type subscription struct {
 	// Consumer name); the claimer starts after it.
 	ownPendingRead chan struct{}
 	ownPendingOnce sync.Once
+	// firstClaimPass is closed after the claimer's first pass; the reader's
+	// first blocking read waits for it (nil without a claimer).
+	firstClaimPass chan struct{}
 	stopAll        chan struct{}
 	// reading and dispatching end when their loops return.
 	reading     sync.WaitGroup
@@ -113,6 +116,7 @@ func newSubscription(ctx context.Context, c *SubscriberConfig, logger watermill.
 		settled:        make(chan struct{}, 1),
 		stopReading:    make(chan struct{}),
 		ownPendingRead: make(chan struct{}),
+		firstClaimPass: make(chan struct{}),
 		stopAll:        make(chan struct{}),
 		inflight:       newInflightEntries(),
 		poisonTopic:    c.PoisonTopic,
@@ -223,6 +227,7 @@ func (s *subscription) start() error {
 			OnClaim:        c.OnClaim,
 			OnTrimmedAway:  s.trimmedAway.note,
 			StartAfter:     s.ownPendingRead,
+			FirstPassDone:  s.firstClaimPass,
 			Logger:         s.logger,
 		}, s, s.poisoner)
 		s.janitor = newConsumerJanitor(consumerJanitorConfig{
