@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redrive-go/redrive/internal/errorbackoff"
 	"github.com/redrive-go/redrive/internal/testsignal"
 )
 
@@ -153,7 +154,7 @@ func (l *wakeupListener) close() {
 func (l *wakeupListener) run(ps *redis.PubSub) {
 	defer close(l.stopped)
 	failures := newErrorLog(l.logger, "Receiving delayed-message wake-ups failed")
-	var backoff time.Duration
+	pauses := errorbackoff.New(wakeupRetryBackoff, wakeupRetryBackoffMax)
 	pinged := false
 	for {
 		msg, err := ps.ReceiveTimeout(context.Background(), wakeupPingInterval)
@@ -174,14 +175,14 @@ func (l *wakeupListener) run(ps *redis.PubSub) {
 				continue
 			}
 			failures.failed(err)
-			backoff = min(max(2*backoff, wakeupRetryBackoff), wakeupRetryBackoffMax)
-			if !l.pause(backoff) {
+			if !l.pause(pauses.Failed()) {
 				return
 			}
 			continue
 		}
 		failures.succeeded()
-		backoff, pinged = 0, false
+		pauses.Succeeded()
+		pinged = false
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
