@@ -80,7 +80,7 @@ func (s *subscription) handOut(d *delivery, waited time.Duration) {
 	s.handedOutCount.Add(1)
 	s.ahead.taken(waited)
 	s.stalled.Store(false)
-	go s.awaitOutcome(d)
+	s.watch(d)
 }
 
 // giveBackQueued gives held, which no handler took, and every entry queued
@@ -101,41 +101,5 @@ func (s *subscription) giveBackQueued(held *delivery) {
 		}
 		d.cancel()
 		entries = append(entries, d.entry)
-	}
-}
-
-func (s *subscription) awaitOutcome(d *delivery) {
-	defer s.handedOut.Done()
-	defer s.handedOutCount.Add(-1)
-	defer func() {
-		if s.closing.Load() {
-			select {
-			case s.settled <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	select {
-	case <-d.msg.Acked():
-		d.cancel()
-		s.settle(d.entry)
-	case <-d.msg.Nacked():
-		d.cancel()
-		if d.entry.settled.Load() {
-			// Already requeued or poisoned in Redis: nothing to redeliver.
-			s.settle(d.entry)
-			return
-		}
-		d.entry.out.Store(false)
-		if sleep := s.config().NackResendSleep; sleep > 0 && !s.sleep(sleep) {
-			return
-		}
-		if s.stoppedReading() {
-			return
-		}
-		s.ahead.added(1)
-		s.redeliver <- s.newDelivery(d.entry, d.msg.Copy())
-	case <-s.stopAll:
-		d.cancel()
 	}
 }

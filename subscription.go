@@ -56,6 +56,7 @@ type subscription struct {
 	// which can be read).
 	handedOut      sync.WaitGroup
 	handedOutCount atomic.Int64
+	outcomes       *outcomeWatcher
 	// closing is set once the channel closed; settled then receives a
 	// signal whenever a handed-out message is acked or nacked.
 	closing atomic.Bool
@@ -76,13 +77,6 @@ type subscription struct {
 	trimmedAway trimmedAwayLog
 }
 
-// delivery is one handing-out of a pending entry as a message.
-type delivery struct {
-	entry  *pendingEntry
-	msg    *message.Message
-	cancel context.CancelFunc
-}
-
 func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscription {
 	c := s.config
 	sub := &subscription{
@@ -96,6 +90,7 @@ func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscrip
 		queue:       make(chan *delivery, c.MaxInFlight),
 		redeliver:   make(chan *delivery, c.MaxInFlight),
 		ahead:       newReadAhead(c.ReadAhead),
+		outcomes:    newOutcomeWatcher(),
 		settled:     make(chan struct{}, 1),
 		stopReading: make(chan struct{}),
 		stopAll:     make(chan struct{}),

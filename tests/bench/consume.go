@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -107,7 +108,12 @@ func (b *bench) consumeRun(ctx context.Context, s *side, topic string, n int, me
 	runDone := make(chan error, 1)
 	cpuBefore := b.sampleCPU(ctx)
 	start := time.Now()
-	go func() { runDone <- router.Run(context.Background()) }()
+	go func() {
+		// Every goroutine the router and the subscriber start inherits the
+		// label, so a -cpuprofile splits by side (pprof -tagfocus side=redrive).
+		pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("side", s.name)))
+		runDone <- router.Run(context.Background())
+	}()
 	var r sideRun
 	select {
 	case <-done:

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +73,10 @@ func routerLimitRun(n int) sideRun {
 		return nil
 	})
 	start := time.Now()
-	go func() { _ = router.Run(context.Background()) }()
+	go func() {
+		pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("side", sideRouterLimit)))
+		_ = router.Run(context.Background())
+	}()
 	var r sideRun
 	select {
 	case <-done:
