@@ -3,8 +3,8 @@ package redrive
 import (
 	"context"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
