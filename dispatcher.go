@@ -16,8 +16,15 @@ func (s *subscription) dispatchLoop() {
 	var (
 		giveBack  <-chan time.Time
 		stallTime *time.Timer
+		// armed tells whether stallTime runs. It is started for the first
+		// offer that waits and left running across later ones; when it
+		// fires, the offer then waiting is checked and the timer started
+		// again for what it has left. So handing out costs no timer
+		// operation per message.
+		armed bool
 	)
-	if after := s.giveBackAfter(); after > 0 {
+	after := s.giveBackAfter()
+	if after > 0 {
 		stallTime = time.NewTimer(after)
 		stallTime.Stop()
 		defer stallTime.Stop()
@@ -29,10 +36,14 @@ func (s *subscription) dispatchLoop() {
 		case d = <-s.redeliver:
 		default:
 			select {
-			case d = <-s.redeliver:
 			case d = <-s.queue:
-			case <-s.stopReading:
-				return
+			default:
+				select {
+				case d = <-s.redeliver:
+				case d = <-s.queue:
+				case <-s.stopReading:
+					return
+				}
 			}
 		}
 		select {
@@ -42,22 +53,31 @@ func (s *subscription) dispatchLoop() {
 		default:
 		}
 		offered := time.Now()
-		if stallTime != nil {
-			stallTime.Reset(s.giveBackAfter())
+		if stallTime != nil && !armed {
+			stallTime.Reset(after)
+			armed = true
 		}
-		select {
-		case s.out <- d.msg:
-			if stallTime != nil {
-				stallTime.Stop()
+	offer:
+		for {
+			select {
+			case s.out <- d.msg:
+				s.handOut(d, time.Since(offered))
+				break offer
+			case <-giveBack:
+				armed = false
+				if waited := time.Since(offered); waited < after {
+					stallTime.Reset(after - waited)
+					armed = true
+					continue
+				}
+				s.ahead.stalled(time.Since(offered))
+				s.stalled.Store(true)
+				s.giveBackQueued(d)
+				break offer
+			case <-s.stopReading:
+				d.cancel()
+				return
 			}
-			s.handOut(d, time.Since(offered))
-		case <-giveBack:
-			s.ahead.stalled(time.Since(offered))
-			s.stalled.Store(true)
-			s.giveBackQueued(d)
-		case <-s.stopReading:
-			d.cancel()
-			return
 		}
 	}
 }
