@@ -72,6 +72,7 @@ func routerLimitRun(n int) sideRun {
 		}
 		return nil
 	})
+	cpuBefore := sampleProcessCPU()
 	start := time.Now()
 	go func() {
 		pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("side", sideRouterLimit)))
@@ -81,6 +82,7 @@ func routerLimitRun(n int) sideRun {
 	select {
 	case <-done:
 		r = newSideRun(n, n, time.Since(start))
+		r.setCPU(cpuBefore, sampleProcessCPU())
 	case <-time.After(time.Minute):
 		r = newSideRun(n, int(handled.Load()), time.Since(start))
 		r.TimedOut = true
