@@ -99,7 +99,11 @@ func (s *subscription) handOut(d *delivery, waited time.Duration) {
 	s.handedOut.Add(1)
 	s.handedOutCount.Add(1)
 	s.ahead.taken(waited)
-	s.stalled.Store(false)
+	if s.stalled.Load() {
+		// Checked first: a store per message would bounce the flag's cache
+		// line between cores for nothing.
+		s.stalled.Store(false)
+	}
 	s.watch(d)
 }
 
