@@ -2,12 +2,14 @@ package redrive
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/errorbackoff"
+	"github.com/redrive-go/redrive/internal/redisinfo"
+	"github.com/redrive-go/redrive/internal/scripts"
 )
 
 // ackFlushAttemptsAtClose bounds how often a failed ack batch is sent again
@@ -143,11 +145,11 @@ func (a *acker) flush(batch []ackRequest) {
 		byStream[r.stream] = append(byStream[r.stream], r.id)
 	}
 	failures := newErrorLog(s.logger, "Acking messages failed; retrying (the messages are delivered again if it never succeeds)")
-	backoff := readErrorBackoff
+	pauses := errorbackoff.New(readErrorBackoff, readErrorBackoffMax)
 	attemptsAtClose := 0
 	for {
 		err := a.send(byStream)
-		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if redisinfo.IsNoScript(err) {
 			err = a.send(byStream) // the script is loaded now
 		}
 		if err == nil {
@@ -163,13 +165,12 @@ func (a *acker) flush(batch []ackRequest) {
 			}
 		default:
 		}
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(pauses.Failed())
 		select {
 		case <-t.C:
 		case <-a.done:
 			t.Stop()
 		}
-		backoff = min(2*backoff, readErrorBackoffMax)
 	}
 }
 
@@ -182,12 +183,12 @@ func (a *acker) send(byStream map[string][]string) error {
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && err != redis.Nil {
-		if strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if redisinfo.IsNoScript(err) {
 			// Script.Run falls back to EVAL by itself, but not inside a
 			// pipeline: load the script (new server, or one that restarted)
 			// and let flush send the batch again.
-			if loadErr := ackDeleteScript.Load(ctx, s.client).Err(); loadErr != nil {
-				return fmt.Errorf("load ack script: %w", loadErr)
+			if loadErr := scripts.AckDelete.Load(ctx, s.client); loadErr != nil {
+				return loadErr
 			}
 		}
 		return err
@@ -204,13 +205,8 @@ type ackCmdable interface {
 // ack acks ids of stream on c. Entries of the group's private retry stream
 // are deleted in the same step: nobody else reads them.
 func (s *subscription) ack(ctx context.Context, c ackCmdable, stream string, ids ...string) redis.Cmder {
-	if s.deleteFlag(stream) == "1" {
-		args := make([]interface{}, 0, len(ids)+1)
-		args = append(args, s.group)
-		for _, id := range ids {
-			args = append(args, id)
-		}
-		return ackDeleteScript.Run(ctx, c, []string{stream}, args...)
+	if s.deleteSettled(stream) {
+		return scripts.AckDelete.Queue(ctx, c, scripts.AckDeleteArgs{Stream: stream, Group: s.group, IDs: ids})
 	}
 	return c.XAck(ctx, stream, s.group, ids...)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redrive-go/redrive/internal/scripts"
 	"github.com/redrive-go/redrive/internal/startstop"
 	"github.com/redrive-go/redrive/internal/testsignal"
 )
@@ -98,74 +99,17 @@ type exceededEntry struct {
 func (c *claimer) claim(ctx context.Context, stream string, count int) ([]redis.XMessage, []exceededEntry, error) {
 	s := c.sub
 	cfg := s.config()
-	res, err := claimScript.Run(ctx, s.client, []string{stream},
-		s.group, cfg.Consumer, cfg.MaxIdleTime.Milliseconds(), count, cfg.maxDeliveries(),
-	).Slice()
+	res, err := scripts.ClaimIdle.Run(ctx, s.client, scripts.ClaimIdleArgs{
+		Stream: stream, Group: s.group, Consumer: cfg.Consumer,
+		MinIdle: cfg.MaxIdleTime, Count: int64(count), MaxDeliveries: cfg.maxDeliveries(),
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("claim idle entries of %q: %w", stream, err)
 	}
-	if len(res) != 3 {
-		return nil, nil, fmt.Errorf("claim idle entries of %q: unexpected reply %v", stream, res)
+	s.noteTrimmedAway(stream, int(res.Removed))
+	exceeded := make([]exceededEntry, 0, len(res.Exceeded))
+	for _, e := range res.Exceeded {
+		exceeded = append(exceeded, exceededEntry{id: e.ID, deliveries: e.Deliveries, values: e.Values})
 	}
-	claimedRaw, _ := res[0].([]interface{})
-	claimed := make([]redis.XMessage, 0, len(claimedRaw))
-	for _, raw := range claimedRaw {
-		id, values, err := parseEntry(raw)
-		if err != nil {
-			return nil, nil, fmt.Errorf("claim idle entries of %q: %w", stream, err)
-		}
-		claimed = append(claimed, redis.XMessage{ID: id, Values: values})
-	}
-	if removed, _ := res[2].(int64); removed > 0 {
-		s.noteTrimmedAway(stream, int(removed))
-	}
-	exceededRaw, _ := res[1].([]interface{})
-	exceeded := make([]exceededEntry, 0, len(exceededRaw))
-	for _, raw := range exceededRaw {
-		parts, ok := raw.([]interface{})
-		if !ok || len(parts) != 3 {
-			return nil, nil, fmt.Errorf("claim idle entries of %q: unexpected entry %v", stream, raw)
-		}
-		id, _ := parts[0].(string)
-		deliveries, _ := parts[1].(int64)
-		values, err := parseFields(parts[2])
-		if err != nil {
-			return nil, nil, fmt.Errorf("claim idle entries of %q: %w", stream, err)
-		}
-		exceeded = append(exceeded, exceededEntry{id: id, deliveries: deliveries, values: values})
-	}
-	return claimed, exceeded, nil
-}
-
-// parseEntry reads one stream entry from a script reply: {id, {field, value, …}}.
-func parseEntry(raw interface{}) (string, map[string]interface{}, error) {
-	parts, ok := raw.([]interface{})
-	if !ok || len(parts) != 2 {
-		return "", nil, fmt.Errorf("unexpected entry %v", raw)
-	}
-	id, ok := parts[0].(string)
-	if !ok {
-		return "", nil, fmt.Errorf("unexpected entry ID %v", parts[0])
-	}
-	values, err := parseFields(parts[1])
-	return id, values, err
-}
-
-func parseFields(raw interface{}) (map[string]interface{}, error) {
-	if raw == nil {
-		return map[string]interface{}{}, nil
-	}
-	list, ok := raw.([]interface{})
-	if !ok || len(list)%2 != 0 {
-		return nil, fmt.Errorf("unexpected entry fields %v", raw)
-	}
-	values := make(map[string]interface{}, len(list)/2)
-	for i := 0; i < len(list); i += 2 {
-		k, ok := list[i].(string)
-		if !ok {
-			return nil, fmt.Errorf("unexpected field name %v", list[i])
-		}
-		values[k] = list[i+1]
-	}
-	return values, nil
+	return res.Claimed, exceeded, nil
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/redrive-go/redrive/internal/redisinfo"
+	"github.com/redrive-go/redrive/internal/scripts"
 	"github.com/redrive-go/redrive/internal/startstop"
 	"github.com/redrive-go/redrive/internal/testsignal"
 )
@@ -43,7 +45,7 @@ func (j *consumerJanitor) cleanOnce(ctx context.Context) error {
 	for _, stream := range s.streams() {
 		consumers, err := s.client.XInfoConsumers(ctx, stream, s.group).Result()
 		if err != nil {
-			if isNoGroup(err) {
+			if redisinfo.IsNoGroup(err) {
 				continue
 			}
 			return fmt.Errorf("list consumers of %q: %w", stream, err)
@@ -52,11 +54,11 @@ func (j *consumerJanitor) cleanOnce(ctx context.Context) error {
 			if c.Name == cfg.Consumer || c.Pending > 0 || c.Idle < cfg.ConsumerTimeout {
 				continue
 			}
-			deleted, err := deleteIdleConsumerScript.Run(ctx, s.client, []string{stream}, s.group, c.Name).Int()
+			deleted, err := scripts.DeleteIdleConsumer.Run(ctx, s.client, scripts.DeleteIdleConsumerArgs{Stream: stream, Group: s.group, Consumer: c.Name})
 			if err != nil {
 				return fmt.Errorf("remove consumer %q from %q: %w", c.Name, stream, err)
 			}
-			if deleted == 1 {
+			if deleted {
 				s.logger.Info("Removed idle consumer", watermill.LogFields{"stream": stream, "idle_consumer": c.Name, "idle": c.Idle.String()})
 				j.TestSignals.Deleted.Signal(c.Name)
 			}

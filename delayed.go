@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/components/delay"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/redrive-go/redrive/internal/scripts"
 	"github.com/redrive-go/redrive/internal/wire"
 )
 
@@ -73,11 +74,6 @@ func scoreOf(t time.Time) string {
 	return strconv.FormatInt(dueScore(t), 10)
 }
 
-// dueScore is the sorted-set score of a message due at t: t in Unix
-// milliseconds, rounded up. Rounded down, a message due at 5.7 ms would be
-// moved once the clock reads 5.0 ms, and could be delivered before its due
-// time.
-func dueScore(t time.Time) int64 {
-	const ms = int64(time.Millisecond)
-	return (t.UnixNano() + ms - 1) / ms
-}
+// dueScore is the sorted-set score of a message due at t, the same the retry
+// script gives (scripts.DueScore).
+func dueScore(t time.Time) int64 { return scripts.DueScore(t) }

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/redrive-go/redrive/internal/hashslot"
+	"github.com/redrive-go/redrive/internal/errorbackoff"
+	"github.com/redrive-go/redrive/internal/redisinfo"
+	"github.com/redrive-go/redrive/internal/scripts"
 	"github.com/redrive-go/redrive/internal/startstop"
 	"github.com/redrive-go/redrive/internal/testsignal"
 )
@@ -68,7 +69,7 @@ func (c *DelayedMoverConfig) Validate() error {
 	case c.Maxlen < 0:
 		return fmt.Errorf("redrive: DelayedMoverConfig.Maxlen is %d, must be 0 (no cap) or more", c.Maxlen)
 	}
-	if _, isCluster := c.Client.(*redis.ClusterClient); isCluster && hashslot.Of(c.Delayed) != hashslot.Of(c.Stream) {
+	if !redisinfo.SameSlot(c.Client, c.Delayed, c.Stream) {
 		return fmt.Errorf("redrive: DelayedMoverConfig: Delayed %q and Stream %q are in different cluster slots", c.Delayed, c.Stream)
 	}
 	return nil
@@ -83,12 +84,14 @@ func (c *DelayedMoverConfig) Validate() error {
 // Subscribers run movers for their topic by themselves; run one directly when
 // no redrive subscriber reads the stream.
 type DelayedMover struct {
-	startstop.Base
+	base startstop.Base
 
 	config DelayedMoverConfig
 	logger watermill.LoggerAdapter
 
-	// TestSignals lets tests wait for the mover's work.
+	// TestSignals is for redrive's own tests, in this package and in tests/,
+	// which wait on the mover's work instead of sleeping. Applications have
+	// no use for it: its signals do nothing until a test enables them.
 	TestSignals delayedMoverTestSignals
 }
 
@@ -115,9 +118,15 @@ func NewDelayedMover(config DelayedMoverConfig, logger watermill.LoggerAdapter) 
 	}, nil
 }
 
+// Stop stops the mover and waits until its loop has returned. It may be
+// called more than once, and does nothing when the mover is not running.
+func (m *DelayedMover) Stop() {
+	m.base.Stop()
+}
+
 // Start runs the mover until ctx ends or Stop is called.
 func (m *DelayedMover) Start(ctx context.Context) error {
-	ctx, shouldStart, stopped := m.StartInit(ctx)
+	ctx, shouldStart, stopped := m.base.StartInit(ctx)
 	if !shouldStart {
 		return nil
 	}
@@ -131,7 +140,7 @@ func (m *DelayedMover) Start(ctx context.Context) error {
 }
 
 func (m *DelayedMover) run(ctx context.Context, wake chan time.Time) {
-	var errorBackoff time.Duration
+	pauses := errorbackoff.New(moverErrorBackoff, moverMaxErrorBackoff)
 	failures := newErrorLog(m.logger, "Moving delayed messages failed")
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -148,14 +157,13 @@ func (m *DelayedMover) run(ctx context.Context, wake chan time.Time) {
 				return
 			}
 			failures.failed(err)
-			errorBackoff = min(max(2*errorBackoff, moverErrorBackoff), moverMaxErrorBackoff)
-			sleep = errorBackoff
+			sleep = pauses.Failed()
 		case int64(moved) == m.config.BatchSize:
 			failures.succeeded()
-			errorBackoff = 0 // more are due right now
+			pauses.Succeeded() // more are due right now
 		default:
 			failures.succeeded()
-			errorBackoff = 0
+			pauses.Succeeded()
 			sleep = m.config.PollInterval
 			if !next.IsZero() {
 				sleep = min(sleep, time.Until(next))
@@ -196,21 +204,9 @@ func (m *DelayedMover) MoveDue(ctx context.Context, now time.Time) (moved int, n
 }
 
 func moveDue(ctx context.Context, client redis.Scripter, delayed, stream string, now time.Time, batch, maxlen int64) (int, time.Time, error) {
-	res, err := moveDueScript.Run(ctx, client, []string{delayed, stream}, now.UnixMilli(), batch, maxlen).Slice()
+	res, err := scripts.MoveDue.Run(ctx, client, scripts.MoveDueArgs{Delayed: delayed, Stream: stream, Now: now, Limit: batch, Maxlen: maxlen})
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("move due messages from %q to %q: %w", delayed, stream, err)
 	}
-	if len(res) != 2 {
-		return 0, time.Time{}, fmt.Errorf("move due messages from %q: unexpected reply %v", delayed, res)
-	}
-	moved, _ := res[0].(int64)
-	var next time.Time
-	if s, ok := res[1].(string); ok {
-		ms, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return int(moved), time.Time{}, fmt.Errorf("move due messages from %q: bad next score %q", delayed, s)
-		}
-		next = time.UnixMilli(int64(ms))
-	}
-	return int(moved), next, nil
+	return int(res.Moved), res.Next, nil
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/redrive-go/redrive/internal/scripts"
 )
 
 // ErrNoConsumerGroup is returned by Delivery.Requeue for a message read by a
@@ -40,19 +42,19 @@ type Delivery struct {
 	msg *message.Message
 }
 
-// forceFlag tells the scripts to write although the entry may no longer be
-// pending, because this consumer acked it itself. The message's own Acked
-// channel is checked as well as the flag: the subscriber sets the flag on its
-// own goroutine, possibly after the handler already failed.
-func (d *Delivery) forceFlag() string {
+// ackedLocally tells the scripts to write although the entry may no longer
+// be pending, because this consumer acked it itself. The message's own Acked
+// channel is checked as well as the entry's flag: the subscriber sets the
+// flag on its own goroutine, possibly after the handler already failed.
+func (d *Delivery) ackedLocally() bool {
 	if d.msg != nil {
 		select {
 		case <-d.msg.Acked():
-			return "1"
+			return true
 		default:
 		}
 	}
-	return d.entry.forceFlag()
+	return d.entry.ackedLocally.Load()
 }
 
 // pendingEntry is one stream entry held by a subscription, across
@@ -74,15 +76,6 @@ type pendingEntry struct {
 	// finished (Watermill's InstantAck): a later Requeue or Poison must still
 	// write, although the entry is no longer pending.
 	ackedLocally atomic.Bool
-}
-
-// forceFlag tells the scripts whether to write although the entry is no
-// longer pending.
-func (pe *pendingEntry) forceFlag() string {
-	if pe.ackedLocally.Load() {
-		return "1"
-	}
-	return "0"
 }
 
 // DeliveryOf returns the Delivery of a message read by a redrive Subscriber,
@@ -110,15 +103,15 @@ func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time
 		return fmt.Errorf("redrive: requeue message %s: %w", msg.UUID, err)
 	}
 	delayedKey := s.keys.GroupRetryDelayed(s.group)
-	scheduled, err := requeueScript.Run(ctx, s.sub.config.Client,
-		[]string{d.Stream, delayedKey},
-		s.group, d.EntryID, s.deleteFlag(d.Stream), scoreOf(dueAt), member, d.forceFlag(),
-	).Int()
+	scheduled, err := scripts.ScheduleRetry.Run(ctx, s.sub.config.Client, scripts.ScheduleRetryArgs{
+		Stream: d.Stream, Delayed: delayedKey, Group: s.group, EntryID: d.EntryID,
+		DeleteEntry: s.deleteSettled(d.Stream), DueAt: dueAt, Member: member, AckedLocally: d.ackedLocally(),
+	})
 	if err != nil {
 		return fmt.Errorf("redrive: requeue message %s from %q: %w", msg.UUID, d.Stream, err)
 	}
 	d.entry.settled.Store(true)
-	if scheduled == 1 {
+	if scheduled {
 		processWakeups.notify(delayedKey, dueAt)
 	} else {
 		s.logger.Info("Not requeued: the entry was already settled by another consumer", s.entryFields(d.Stream, d.EntryID))
@@ -136,7 +129,7 @@ func (d *Delivery) Poison(ctx context.Context, msg *message.Message, poisonTopic
 	if err != nil {
 		return fmt.Errorf("redrive: poison message %s: marshal: %w", msg.UUID, err)
 	}
-	if err := s.writePoison(ctx, d.Stream, d.EntryID, d.forceFlag(), poisonTopic, fields); err != nil {
+	if err := s.writePoison(ctx, d.Stream, d.EntryID, d.ackedLocally(), poisonTopic, fields); err != nil {
 		return fmt.Errorf("redrive: poison message %s: %w", msg.UUID, err)
 	}
 	d.entry.settled.Store(true)

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/redisinfo"
 )
 
 // ErrGroupMissingAtOOM is wrapped by Subscribe when Redis is out of memory
@@ -26,10 +27,10 @@ var ErrGroupMissingAtOOM = errors.New("redrive: Redis is out of memory and the c
 // trimmer frees the memory); when it does not, the error says so.
 func createGroup(ctx context.Context, client redis.UniversalClient, stream, group, start string) error {
 	err := client.XGroupCreateMkStream(ctx, stream, group, start).Err()
-	if err == nil || isBusyGroup(err) {
+	if err == nil || redisinfo.IsBusyGroup(err) {
 		return nil
 	}
-	if !isOOM(err) {
+	if !redisinfo.IsOOM(err) {
 		return fmt.Errorf("redrive: create consumer group %q on %q: %w", group, stream, err)
 	}
 	exists, lookErr := groupExists(ctx, client, stream, group)
@@ -46,7 +47,7 @@ func createGroup(ctx context.Context, client redis.UniversalClient, stream, grou
 func groupExists(ctx context.Context, client redis.UniversalClient, stream, group string) (bool, error) {
 	groups, err := client.XInfoGroups(ctx, stream).Result()
 	if err != nil {
-		if strings.Contains(err.Error(), "no such key") {
+		if redisinfo.IsNoSuchKey(err) {
 			return false, nil
 		}
 		return false, err
@@ -57,9 +58,4 @@ func groupExists(ctx context.Context, client redis.UniversalClient, stream, grou
 		}
 	}
 	return false, nil
-}
-
-// isOOM reports Redis's refusal of a command at maxmemory.
-func isOOM(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "OOM ")
 }

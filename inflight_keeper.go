@@ -7,6 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/redrive-go/redrive/internal/scripts"
 	"github.com/redrive-go/redrive/internal/startstop"
 	"github.com/redrive-go/redrive/internal/testsignal"
 )
@@ -76,12 +77,9 @@ func (s *subscription) setIdle(ctx context.Context, idle time.Duration, ids map[
 		if len(ids) == 0 {
 			continue
 		}
-		args := make([]interface{}, 0, len(ids)+3)
-		args = append(args, s.group, s.config().Consumer, idle.Milliseconds())
-		for _, id := range ids {
-			args = append(args, id)
-		}
-		lost, err := refreshInflightScript.Run(ctx, s.client, []string{stream}, args...).StringSlice()
+		lost, err := scripts.SetInflightIdle.Run(ctx, s.client, scripts.SetInflightIdleArgs{
+			Stream: stream, Group: s.group, Consumer: s.config().Consumer, Idle: idle, IDs: ids,
+		})
 		if err != nil {
 			return total, fmt.Errorf("set idle time of in-flight entries of %q: %w", stream, err)
 		}

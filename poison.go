@@ -11,7 +11,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/redrive-go/redrive/internal/entryfields"
-	"github.com/redrive-go/redrive/internal/hashslot"
+	"github.com/redrive-go/redrive/internal/redisinfo"
+	"github.com/redrive-go/redrive/internal/scripts"
 	"github.com/redrive-go/redrive/internal/wire"
 )
 
@@ -94,7 +95,7 @@ func (s *subscription) poisonUndecodable(stream string, entry redis.XMessage, ca
 	}
 	s.logger.Error("Moving an entry that cannot be decoded to the poison stream", cause, fields)
 	poison := s.poisonEntryFields(stream, entry.ID, entry.Values, PoisonReasonUndecodable, ReasonUndecodable+": "+cause.Error())
-	if err := s.writePoison(s.ctx, stream, entry.ID, "0", s.poisonTopic, poison); err != nil {
+	if err := s.writePoison(s.ctx, stream, entry.ID, false, s.poisonTopic, poison); err != nil {
 		// Still pending and not refreshed: after MaxIdleTime the claimer
 		// takes it and poisons it again. Never lost.
 		s.logger.Error("Could not poison the entry; it stays pending", err, fields)
@@ -104,11 +105,13 @@ func (s *subscription) poisonUndecodable(stream string, entry redis.XMessage, ca
 // writePoison adds fields to poisonStream and acks the entry. Where the two
 // streams may be used in one script it is atomic; across cluster slots the
 // poison entry is written first, so a crash duplicates rather than loses.
-func (s *subscription) writePoison(ctx context.Context, stream, id, force, poisonStream string, fields map[string]interface{}) error {
-	if s.group != "" && (!isCluster(s.client) || hashslot.Of(stream) == hashslot.Of(poisonStream)) {
-		args := entryfields.AppendPairs([]interface{}{s.group, id, s.deleteFlag(stream), 0, force}, fields)
-		err := poisonScript.Run(ctx, s.client, []string{stream, poisonStream}, args...).Err()
-		if err != nil && err != redis.Nil {
+func (s *subscription) writePoison(ctx context.Context, stream, id string, ackedLocally bool, poisonStream string, fields map[string]interface{}) error {
+	if s.group != "" && redisinfo.SameSlot(s.client, stream, poisonStream) {
+		_, err := scripts.MoveToPoison.Run(ctx, s.client, scripts.MoveToPoisonArgs{
+			Stream: stream, PoisonStream: poisonStream, Group: s.group, EntryID: id,
+			DeleteEntry: s.deleteSettled(stream), AckedLocally: ackedLocally, Fields: fields,
+		})
+		if err != nil {
 			return fmt.Errorf("move entry %s of %q to poison stream %q: %w", id, stream, poisonStream, err)
 		}
 		return nil
@@ -190,7 +193,7 @@ func (s *subscription) poisonOverDelivered(stream string, entry redis.XMessage, 
 func (s *subscription) poisonCrashLoop(ctx context.Context, stream, id string, values map[string]interface{}, delivered int64) error {
 	reason := fmt.Sprintf("%s (%d)", ReasonExceededMaxDeliveries, delivered)
 	fields := s.poisonEntryFields(stream, id, values, PoisonReasonCrashLoop, reason)
-	if err := s.writePoison(ctx, stream, id, "0", s.poisonTopic, fields); err != nil {
+	if err := s.writePoison(ctx, stream, id, false, s.poisonTopic, fields); err != nil {
 		return err
 	}
 	s.logger.Error("Moved an entry delivered too many times to the poison stream", nil,

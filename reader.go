@@ -9,6 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redrive-go/redrive/internal/errorbackoff"
+	"github.com/redrive-go/redrive/internal/redisinfo"
 	"github.com/redrive-go/redrive/internal/wire"
 )
 
@@ -68,7 +70,7 @@ func (s *subscription) readLoop() {
 	// Entries the last read brought after shutdown gave back what was held.
 	defer func() { s.giveBack(s.notHandedOut()) }()
 	failures := newErrorLog(s.logger, "Reading the stream failed")
-	var backoff time.Duration
+	pauses := errorbackoff.New(readErrorBackoff, readErrorBackoffMax)
 	history := s.group != ""
 	historyFrom := map[string]string{}
 	for _, st := range s.streams() {
@@ -87,7 +89,7 @@ func (s *subscription) readLoop() {
 		switch {
 		case errors.Is(err, redis.Nil):
 			err = nil
-		case isNoGroup(err):
+		case redisinfo.IsNoGroup(err):
 			// The stream or group was deleted under us: recreate and go on.
 			s.logger.Info("Consumer group missing; recreating it", watermill.LogFields{"err": err.Error()})
 			err = s.createGroups(s.ctx)
@@ -98,14 +100,13 @@ func (s *subscription) readLoop() {
 				return
 			}
 			failures.failed(err)
-			backoff = min(max(2*backoff, readErrorBackoff), readErrorBackoffMax)
-			if !s.sleep(backoff) {
+			if !s.sleep(pauses.Failed()) {
 				return
 			}
 			continue
 		}
 		failures.succeeded()
-		backoff = 0
+		pauses.Succeeded()
 
 		got := 0
 		for _, st := range streams {

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive/internal/redisinfo"
 )
@@ -144,32 +142,14 @@ var minServerVersion = [2]int{6, 2}
 // embedded test servers) is let through.
 func (s *Subscriber) checkServerVersion(ctx context.Context) error {
 	s.versionOnce.Do(func() {
-		info, err := s.config.Client.Info(ctx, "server").Result()
+		version, err := redisinfo.ServerVersion(ctx, s.config.Client)
 		if err != nil {
 			s.logger.Debug("Cannot read the Redis server version; not checking it", watermill.LogFields{"err": err.Error()})
 			return
 		}
-		version := redisinfo.Field(info, "redis_version")
-		major, minor, ok := redisinfo.Version(version)
-		if !ok {
-			return
-		}
-		if major < minServerVersion[0] || (major == minServerVersion[0] && minor < minServerVersion[1]) {
+		if !version.AtLeast(minServerVersion[0], minServerVersion[1]) {
 			s.versionErr = fmt.Errorf("redrive: Redis %s is too old: redrive needs %d.%d or newer (XAUTOCLAIM, XPENDING IDLE)", version, minServerVersion[0], minServerVersion[1])
 		}
 	})
 	return s.versionErr
-}
-
-func isBusyGroup(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "BUSYGROUP")
-}
-
-func isNoGroup(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
-}
-
-func isCluster(c redis.UniversalClient) bool {
-	_, ok := c.(*redis.ClusterClient)
-	return ok
 }

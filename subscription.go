@@ -408,13 +408,11 @@ func (s *subscription) settle(pe *pendingEntry) {
 	}
 }
 
-// deleteFlag tells the scripts to delete a settled entry from a group's
-// private retry stream: nobody else reads it.
-func (s *subscription) deleteFlag(stream string) string {
-	if stream == s.retryStream && s.retryStream != "" {
-		return "1"
-	}
-	return "0"
+// deleteSettled reports whether a settled entry of stream is deleted as well
+// as acked: entries of the group's private retry stream are, nobody else
+// reads them.
+func (s *subscription) deleteSettled(stream string) bool {
+	return stream == s.retryStream && s.retryStream != ""
 }
 
 func (s *subscription) entryFields(stream, id string) watermill.LogFields {

@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redrive-go/redrive/internal/scripts"
 	"github.com/redrive-go/redrive/internal/startstop"
 	"github.com/redrive-go/redrive/internal/testsignal"
+	"github.com/redrive-go/redrive/internal/wire"
 )
 
 // DisableTrimming, set as SubscriberConfig.RetainAcked, keeps every entry of
@@ -168,71 +168,49 @@ func TrimStream(ctx context.Context, client redis.Scripter, stream string, retai
 	if retainAcked < 0 {
 		return TrimResult{}, fmt.Errorf("redrive: trim %q: retention %s is negative", stream, retainAcked)
 	}
-	trim := "1"
-	if dryRun {
-		trim = "0"
-	}
-	return readTrimReply("trim", stream, trimScript.Run(ctx, client, []string{stream}, retainAcked.Milliseconds(), trim, unreadCountLimit))
+	res, err := scripts.TrimStream.Run(ctx, client, trimArgs(stream, retainAcked, !dryRun))
+	return trimResult("trim", stream, res, err)
 }
 
-// readTrimReply reads the trim script's reply; what names the operation in
-// errors.
-func readTrimReply(what, stream string, cmd *redis.Cmd) (TrimResult, error) {
-	res, err := cmd.Slice()
-	if err == nil {
-		var r TrimResult
-		if r, err = parseTrimReply(stream, res); err == nil {
-			return r, nil
-		}
-	}
-	return TrimResult{}, fmt.Errorf("redrive: %s %q: %w", what, stream, err)
+// trimArgs are the arguments of the trim script with the trimmer's limit on
+// counting unread entries.
+func trimArgs(stream string, retainAcked time.Duration, trim bool) scripts.TrimStreamArgs {
+	return scripts.TrimStreamArgs{Stream: stream, RetainAcked: retainAcked, Trim: trim, UnreadCountLimit: unreadCountLimit}
 }
 
-func parseTrimReply(stream string, res []interface{}) (TrimResult, error) {
-	if len(res) != 6 {
-		return TrimResult{}, fmt.Errorf("unexpected reply %v", res)
+// trimResult turns the trim script's reply into a TrimResult; what names the
+// operation in errors.
+func trimResult(what, stream string, res scripts.TrimStreamReply, err error) (TrimResult, error) {
+	if err != nil {
+		return TrimResult{}, fmt.Errorf("redrive: %s %q: %w", what, stream, err)
 	}
-	r := TrimResult{Stream: stream, Groups: []GroupRetention{}}
-	r.Trimmed, _ = res[0].(int64)
-	r.TrimBefore, _ = res[1].(string)
-	cutoff, _ := res[2].(string)
-	r.Cutoff = EntryTime(cutoff)
-	r.Length, _ = res[3].(int64)
-	r.FirstID, _ = res[4].(string)
-	groups, _ := res[5].([]interface{})
-	for _, raw := range groups {
-		parts, ok := raw.([]interface{})
-		if !ok || len(parts) != 8 {
-			return TrimResult{}, fmt.Errorf("unexpected group %v", raw)
+	r := TrimResult{
+		Stream:     stream,
+		Trimmed:    res.Trimmed,
+		TrimBefore: res.MinID,
+		Cutoff:     wire.EntryTime(res.Cutoff),
+		Length:     res.Length,
+		FirstID:    res.FirstID,
+		Groups:     make([]GroupRetention, 0, len(res.Groups)),
+	}
+	for _, rg := range res.Groups {
+		g := GroupRetention{
+			Group:           rg.Name,
+			NeededFrom:      rg.NeededFrom,
+			Pending:         rg.Pending,
+			OldestPendingID: rg.OldestPendingID,
+			Unread:          rg.Unread,
+			UnreadAtLeast:   !rg.UnreadExact,
+			LastDeliveredID: rg.LastDeliveredID,
 		}
-		g := GroupRetention{}
-		g.Group, _ = parts[0].(string)
-		g.NeededFrom, _ = parts[1].(string)
-		g.Pending, _ = parts[2].(int64)
-		g.OldestPendingID, _ = parts[3].(string)
-		g.Unread, _ = parts[4].(int64)
-		exact, _ := parts[5].(int64)
-		g.UnreadAtLeast = exact == 0
-		g.LastDeliveredID, _ = parts[6].(string)
-		if held, _ := parts[7].(string); held != "" {
+		if rg.HeldFrom != "" {
 			g.HoldsBack = true
 			g.Retained = g.Pending + max(g.Unread, 0)
-			g.HeldSince = EntryTime(held)
+			g.HeldSince = wire.EntryTime(rg.HeldFrom)
 		}
 		r.Groups = append(r.Groups, g)
 	}
 	return r, nil
-}
-
-// EntryTime returns the time a stream entry ID was generated (its
-// millisecond part), or the zero time for an ID not of the form <ms>-<seq>.
-func EntryTime(id string) time.Time {
-	ms, _, _ := strings.Cut(id, "-")
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil || n <= 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(n)
 }
 
 // Trimmer is the service that keeps a topic's stream from growing without
@@ -250,7 +228,7 @@ func EntryTime(id string) time.Time {
 // themselves (SubscriberConfig.RetainAcked, TrimInterval); run one directly
 // when no redrive subscriber reads the stream.
 type Trimmer struct {
-	startstop.Base
+	base startstop.Base
 
 	config TrimmerConfig
 	logger watermill.LoggerAdapter
@@ -259,7 +237,9 @@ type Trimmer struct {
 	logMu           sync.Mutex
 	lastHoldBackLog time.Time
 
-	// TestSignals lets tests wait for the trimmer's work.
+	// TestSignals is for redrive's own tests, in this package and in tests/,
+	// which wait on the trimmer's work instead of sleeping. Applications have
+	// no use for it: its signals do nothing until a test enables them.
 	TestSignals trimmerTestSignals
 }
 
@@ -284,10 +264,16 @@ func NewTrimmer(config TrimmerConfig, logger watermill.LoggerAdapter) (*Trimmer,
 	}, nil
 }
 
+// Stop stops the trimmer and waits until its loop has returned. It may be
+// called more than once, and does nothing when the trimmer is not running.
+func (t *Trimmer) Stop() {
+	t.base.Stop()
+}
+
 // Start runs the trimmer until ctx ends or Stop is called. The first run is
 // one Interval after the start.
 func (t *Trimmer) Start(ctx context.Context) error {
-	startPeriodic(ctx, &t.Base, t.config.Interval, t.logger, "Trimming the stream failed",
+	startPeriodic(ctx, &t.base, t.config.Interval, t.logger, "Trimming the stream failed",
 		func(ctx context.Context) error {
 			_, err := t.TrimOnce(ctx)
 			return err

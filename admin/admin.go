@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
-	"github.com/redrive-go/redrive/internal/hashslot"
 	"github.com/redrive-go/redrive/internal/redisinfo"
 )
 
@@ -114,14 +113,9 @@ func NewAdmin(config Config, logger watermill.LoggerAdapter) (*Admin, error) {
 	}, nil
 }
 
-func (a *Admin) isCluster() bool {
-	_, ok := a.client.(*redis.ClusterClient)
-	return ok
-}
-
 // sameSlot reports whether one script may use both keys.
 func (a *Admin) sameSlot(k1, k2 string) bool {
-	return !a.isCluster() || hashslot.Of(k1) == hashslot.Of(k2)
+	return redisinfo.SameSlot(a.client, k1, k2)
 }
 
 // serverHasLag reports whether XINFO GROUPS gives a lag (Redis 7 and
@@ -130,26 +124,11 @@ func (a *Admin) sameSlot(k1, k2 string) bool {
 func (a *Admin) serverHasLag(ctx context.Context) bool {
 	a.versionOnce.Do(func() {
 		a.lagKnown = true
-		info, err := a.client.Info(ctx, "server").Result()
-		if err != nil {
-			return
-		}
-		if major, _, ok := redisinfo.Version(redisinfo.Field(info, "redis_version")); ok && major < 7 {
+		if version, err := redisinfo.ServerVersion(ctx, a.client); err == nil && !version.AtLeast(7, 0) {
 			a.lagKnown = false
 		}
 	})
 	return a.lagKnown
-}
-
-// isNoKey reports the error XINFO gives for a stream that does not exist.
-func isNoKey(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "no such key")
-}
-
-// isNoGroup reports the error Redis gives for a consumer group that does not
-// exist.
-func isNoGroup(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
 }
 
 // validEntryID reports whether id has the form <ms>-<seq> of a stream entry

@@ -7,6 +7,7 @@ import (
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/hashslot"
 	"github.com/redrive-go/redrive/internal/redistest"
+	"github.com/redrive-go/redrive/internal/scripts"
 )
 
 // On a Redis Cluster, a requeue between two slots is done in two steps made
@@ -49,7 +50,7 @@ func TestRequeueOnCluster(t *testing.T) {
 	if item.marker == "" || item.target != retryStream || hashslot.Of(item.marker) != hashslot.Of(retryStream) {
 		t.Fatalf("plan = %+v, want a marker in the slot of %s", item, retryStream)
 	}
-	first, err := requeueMarkedScript.Run(ctx, client, []string{item.target, item.marker}, markedArgs(a.config.RequeueMarkerTTL.Milliseconds(), item.fields)...).Slice()
+	first, err := scripts.RequeuePoisonedCrossSlot.Run(ctx, client, a.crossSlotArgs(item))
 	if err != nil {
 		t.Fatalf("first step: %v", err)
 	}
@@ -64,7 +65,7 @@ func TestRequeueOnCluster(t *testing.T) {
 	if res.Requeued != 5 {
 		t.Fatalf("requeue = %+v", res)
 	}
-	if res.Messages[0].NewID != first[0] {
+	if res.Messages[0].NewID != first {
 		t.Errorf("the interrupted message got entry %s, want the one its first step wrote (%v)", res.Messages[0].NewID, first[0])
 	}
 	if n := xlen(t, client, retryStream); n != 5 {

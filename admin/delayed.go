@@ -13,15 +13,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
-	"github.com/redrive-go/redrive/internal/entryfields"
+	"github.com/redrive-go/redrive/internal/redisinfo"
+	"github.com/redrive-go/redrive/internal/scripts"
 	"github.com/redrive-go/redrive/internal/wire"
 	"github.com/redrive-go/redrive/middleware"
 )
-
-// corruptDelayedField is the field under which a delayed member that cannot
-// be decoded enters its stream, as the delayed-message mover writes it, so
-// that the Subscriber moves it to the poison stream.
-const corruptDelayedField = "redrive_corrupt_delayed"
 
 // DelayedSet names one sorted set of delayed messages and the stream they go
 // to when due.
@@ -58,7 +54,7 @@ func (a *Admin) DelayedSets(ctx context.Context, topic string) ([]DelayedSet, er
 		return nil, errors.New("redrive/admin: topic is empty")
 	}
 	groups, err := a.client.XInfoGroups(ctx, topic).Result()
-	if err != nil && !isNoKey(err) {
+	if err != nil && !redisinfo.IsNoSuchKey(err) {
 		return nil, fmt.Errorf("redrive/admin: read consumer groups of %q: %w", topic, err)
 	}
 	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
@@ -143,7 +139,7 @@ func (a *Admin) decodeDelayed(set DelayedSet, z redis.Z) DelayedMessage {
 	entry, err := wire.DecodeDelayedMember(member, z.Score)
 	if err != nil {
 		m.DecodeError = err.Error()
-		m.fields = map[string]interface{}{corruptDelayedField: member}
+		m.fields = map[string]interface{}{scripts.CorruptDelayedField: member}
 		return m
 	}
 	m.ID, m.fields = entry.ID, entry.Fields
@@ -310,26 +306,22 @@ func (a *Admin) runIDsNow(ctx context.Context, set DelayedSet, ids []string, pro
 	return res, nil
 }
 
-// runBatch moves msgs with one call of the run_now script.
+// runBatch moves msgs with one call of the run_delayed_now script.
 func (a *Admin) runBatch(ctx context.Context, set DelayedSet, msgs []DelayedMessage, res *RunNowResult) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	var args []interface{}
+	args := scripts.RunDelayedNowArgs{Delayed: set.Key, Stream: set.Stream}
 	for _, m := range msgs {
-		args = append(args, m.member, 2*len(m.fields))
-		args = entryfields.AppendPairs(args, m.fields)
+		args.Messages = append(args.Messages, scripts.DelayedMessage{Member: m.member, Fields: m.fields})
 	}
-	reply, err := runNowScript.Run(ctx, a.client, []string{set.Key, set.Stream}, args...).Slice()
+	newIDs, err := scripts.RunDelayedNow.Run(ctx, a.client, args)
 	if err != nil {
 		return fmt.Errorf("redrive/admin: move delayed messages from %q to %q: %w", set.Key, set.Stream, err)
 	}
-	if len(reply) != len(msgs) {
-		return fmt.Errorf("redrive/admin: move delayed messages from %q: unexpected reply of %d items for %d", set.Key, len(reply), len(msgs))
-	}
 	for i, m := range msgs {
-		id, ok := reply[i].(string)
-		if !ok {
+		id := newIDs[i]
+		if id == "" {
 			res.Gone++
 			continue
 		}

@@ -284,7 +284,7 @@ func (a *Admin) ShowPoisoned(ctx context.Context, poisonStream, id string, opts 
 // decodePoisoned reads a poison entry. It never fails: an entry that cannot
 // be decoded is described by DecodeError.
 func (a *Admin) decodePoisoned(e redis.XMessage, payload bool) PoisonedMessage {
-	m := PoisonedMessage{ID: e.ID, PoisonedAt: redrive.EntryTime(e.ID), fields: e.Values}
+	m := PoisonedMessage{ID: e.ID, PoisonedAt: wire.EntryTime(e.ID), fields: e.Values}
 	if raw, ok := e.Values[redrive.RawFieldsField].(string); ok {
 		m.Undecodable = true
 		if payload {

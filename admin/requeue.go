@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -15,7 +14,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/redrive-go/redrive"
-	"github.com/redrive-go/redrive/internal/entryfields"
+	"github.com/redrive-go/redrive/internal/redisinfo"
+	"github.com/redrive-go/redrive/internal/scripts"
 	"github.com/redrive-go/redrive/internal/wire"
 	"github.com/redrive-go/redrive/middleware"
 )
@@ -352,43 +352,30 @@ func (a *Admin) requeueBatch(ctx context.Context, poisonStream string, items []r
 	return nil
 }
 
-// requeueAtomic moves items with one call of the requeue script.
+// requeueAtomic moves items with one call of the requeue_poisoned script.
 func (a *Admin) requeueAtomic(ctx context.Context, poisonStream string, items []requeueItem) error {
-	keys := []string{poisonStream}
-	index := map[string]int{}
-	var args []interface{}
+	args := scripts.RequeuePoisonedArgs{PoisonStream: poisonStream}
 	for _, it := range items {
-		i, ok := index[it.target]
-		if !ok {
-			keys = append(keys, it.target)
-			i = len(keys) // Lua counts from 1
-			index[it.target] = i
-		}
-		args = append(args, it.out.ID, i, 2*len(it.fields))
-		args = entryfields.AppendPairs(args, it.fields)
+		args.Messages = append(args.Messages, scripts.PoisonedMessage{PoisonID: it.out.ID, Target: it.target, Fields: it.fields})
 	}
-	reply, err := requeueScript.Run(ctx, a.client, keys, args...).Slice()
+	outcomes, err := scripts.RequeuePoisoned.Run(ctx, a.client, args)
 	if err != nil {
 		return fmt.Errorf("move %d messages: %w", len(items), err)
 	}
-	if len(reply) != len(items) {
-		return fmt.Errorf("move %d messages: unexpected reply of %d items", len(items), len(reply))
-	}
 	var firstErr error
 	for i, it := range items {
-		id, ok := reply[i].(string)
-		switch {
-		case !ok:
+		switch o := outcomes[i]; {
+		case o.Gone:
 			it.out.Status, it.out.Note = StatusGone, "no longer in the poison stream"
-		case strings.HasPrefix(id, "!"):
+		case o.AddError != "":
 			// The script caught Redis refusing this XADD (a target key of
 			// another type, say): the message stayed in the poison stream.
-			it.out.Status, it.out.Note = StatusFailed, "add to "+it.target+": "+id[1:]
+			it.out.Status, it.out.Note = StatusFailed, "add to "+it.target+": "+o.AddError
 			if firstErr == nil {
-				firstErr = fmt.Errorf("add message %s to %q: %s", it.out.ID, it.target, id[1:])
+				firstErr = fmt.Errorf("add message %s to %q: %s", it.out.ID, it.target, o.AddError)
 			}
 		default:
-			it.out.Status, it.out.NewID = StatusRequeued, id
+			it.out.Status, it.out.NewID = StatusRequeued, o.NewID
 		}
 	}
 	return firstErr
@@ -397,7 +384,7 @@ func (a *Admin) requeueAtomic(ctx context.Context, poisonStream string, items []
 // requeueMarked moves items whose target is in another cluster slot than
 // the poison stream: first each is added to its target with an idempotency
 // marker (one script per item, pipelined), then the poison entries of those
-// added are deleted. See requeue_marked.lua.
+// added are deleted. See internal/scripts/requeue_poisoned_cross_slot.lua.
 func (a *Admin) requeueMarked(ctx context.Context, poisonStream string, items []requeueItem) error {
 	// Entries taken by another operator since they were read are left alone,
 	// so a requeue racing a purge does not bring back what was purged. The
@@ -422,33 +409,28 @@ func (a *Admin) requeueMarked(ctx context.Context, poisonStream string, items []
 		return nil
 	}
 
-	ttl := a.config.RequeueMarkerTTL.Milliseconds()
 	pipe = a.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(present))
+	cmds := make([]*scripts.Cmd[string], len(present))
 	for i, it := range present {
-		cmds[i] = requeueMarkedScript.EvalSha(ctx, pipe, []string{it.target, it.marker}, markedArgs(ttl, it.fields)...)
+		cmds[i] = scripts.RequeuePoisonedCrossSlot.Queue(ctx, pipe, a.crossSlotArgs(it))
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 	var added []requeueItem
 	var firstErr error
 	for i, it := range present {
-		reply, err := cmds[i].Slice()
-		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		id, err := cmds[i].Reply()
+		if redisinfo.IsNoScript(err) {
 			// The node had not loaded the script (first use, restart or
 			// failover): Run loads it.
-			reply, err = requeueMarkedScript.Run(ctx, a.client, []string{it.target, it.marker}, markedArgs(ttl, it.fields)...).Slice()
+			id, err = scripts.RequeuePoisonedCrossSlot.Run(ctx, a.client, a.crossSlotArgs(it))
 		}
-		if err != nil || len(reply) != 2 {
-			if err == nil {
-				err = fmt.Errorf("unexpected reply %v", reply)
-			}
+		if err != nil {
 			it.out.Status, it.out.Note = StatusFailed, "add to "+it.target+": "+err.Error()
 			if firstErr == nil {
 				firstErr = fmt.Errorf("add message %s to %q: %w", it.out.ID, it.target, err)
 			}
 			continue
 		}
-		id, _ := reply[0].(string)
 		it.out.NewID = id
 		added = append(added, it)
 	}
@@ -473,8 +455,10 @@ func (a *Admin) requeueMarked(ctx context.Context, poisonStream string, items []
 	return firstErr
 }
 
-func markedArgs(ttlMillis int64, fields map[string]interface{}) []interface{} {
-	return entryfields.AppendPairs([]interface{}{ttlMillis}, fields)
+// crossSlotArgs are the arguments of the first step of a requeue of it
+// between two cluster slots.
+func (a *Admin) crossSlotArgs(it requeueItem) scripts.RequeuePoisonedCrossSlotArgs {
+	return scripts.RequeuePoisonedCrossSlotArgs{Target: it.target, Marker: it.marker, MarkerTTL: a.config.RequeueMarkerTTL, Fields: it.fields}
 }
 
 // groupCache finds which consumer group a poisoned message belongs to,
@@ -489,7 +473,7 @@ func (c *groupCache) has(ctx context.Context, stream, group string) (bool, error
 	gs, ok := c.groups[stream]
 	if !ok {
 		infos, err := c.admin.client.XInfoGroups(ctx, stream).Result()
-		if err != nil && !isNoKey(err) {
+		if err != nil && !redisinfo.IsNoSuchKey(err) {
 			return false, fmt.Errorf("read consumer groups of %q: %w", stream, err)
 		}
 		gs = make(map[string]bool, len(infos))

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/redisinfo"
 )
 
 // TrimOptions configures TrimTopic.
@@ -141,7 +142,7 @@ func (a *Admin) DeleteGroup(ctx context.Context, topic, group string) (DeleteGro
 	keys := redrive.KeysFor(topic)
 	res := DeleteGroupResult{Topic: topic, Group: group, Unread: -1}
 	groups, err := a.client.XInfoGroups(ctx, keys.Stream).Result()
-	if err != nil && !isNoKey(err) {
+	if err != nil && !redisinfo.IsNoSuchKey(err) {
 		return res, fmt.Errorf("redrive/admin: read consumer groups of %q: %w", topic, err)
 	}
 	found := false

@@ -10,6 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/redisinfo"
+	"github.com/redrive-go/redrive/internal/wire"
 )
 
 // TopicInfo is what a topic holds, as TopicInfo reads it.
@@ -158,7 +160,7 @@ func (a *Admin) TopicInfo(ctx context.Context, topic string, opts TopicInfoOptio
 	poisonedCmd := pipe.XLen(ctx, keys.Poison)
 	poisonTopicsCmd := pipe.SMembers(ctx, keys.PoisonTopics())
 	delayedCount, delayedHead := queueDelayedSummary(ctx, pipe, keys.Delayed)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !isNoKey(err) {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !redisinfo.IsNoSuchKey(err) {
 		return TopicInfo{}, fmt.Errorf("redrive/admin: read topic %q: %w", topic, err)
 	}
 	info.Exists = existsCmd.Val() == 1
@@ -169,7 +171,7 @@ func (a *Admin) TopicInfo(ctx context.Context, topic string, opts TopicInfoOptio
 		return TopicInfo{}, fmt.Errorf("redrive/admin: read topic %q: %w", topic, err)
 	}
 	groups, err := groupsCmd.Result()
-	if err != nil && !isNoKey(err) {
+	if err != nil && !redisinfo.IsNoSuchKey(err) {
 		return TopicInfo{}, fmt.Errorf("redrive/admin: read consumer groups of %q: %w", topic, err)
 	}
 	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
@@ -235,7 +237,7 @@ func (a *Admin) groupInfo(ctx context.Context, keys redrive.TopicKeys, g redis.X
 	}
 
 	consumers, err := consumersCmd.Result()
-	if err != nil && !isNoGroup(err) && !isNoKey(err) {
+	if err != nil && !redisinfo.IsNoGroup(err) && !redisinfo.IsNoSuchKey(err) {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read consumers of group %q on %q: %w", g.Name, keys.Stream, err)
 	}
 	for _, c := range consumers {
@@ -244,24 +246,24 @@ func (a *Admin) groupInfo(ctx context.Context, keys redrive.TopicKeys, g redis.X
 	sort.Slice(gi.Consumers, func(i, j int) bool { return gi.Consumers[i].Name < gi.Consumers[j].Name })
 
 	pending, err := pendingCmd.Result()
-	if err != nil && !isNoGroup(err) && !isNoKey(err) {
+	if err != nil && !redisinfo.IsNoGroup(err) && !redisinfo.IsNoSuchKey(err) {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read pending entries of group %q on %q: %w", g.Name, keys.Stream, err)
 	}
 	if pending != nil && pending.Count > 0 {
 		gi.OldestPendingID = pending.Lower
-		gi.OldestPendingAt = redrive.EntryTime(pending.Lower)
+		gi.OldestPendingAt = wire.EntryTime(pending.Lower)
 	}
 	if err := retryLenCmd.Err(); err != nil {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read retry stream %q: %w", gi.Retry.Stream, err)
 	}
 	gi.Retry.Length = retryLenCmd.Val()
 	retryPending, err := retryPendingCmd.Result()
-	if err != nil && !isNoGroup(err) && !isNoKey(err) {
+	if err != nil && !redisinfo.IsNoGroup(err) && !redisinfo.IsNoSuchKey(err) {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read pending retries of group %q: %w", g.Name, err)
 	}
 	if retryPending != nil && retryPending.Count > 0 {
 		gi.Retry.Pending = retryPending.Count
-		gi.Retry.OldestPendingAt = redrive.EntryTime(retryPending.Lower)
+		gi.Retry.OldestPendingAt = wire.EntryTime(retryPending.Lower)
 	}
 	if gi.Retry.Delayed, err = delayedSummary(retryDelayedKey, rdCount, rdHead); err != nil {
 		return GroupInfo{}, fmt.Errorf("redrive/admin: read retries of group %q: %w", g.Name, err)

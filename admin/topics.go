@@ -272,7 +272,7 @@ func (a *Admin) summarize(ctx context.Context, topics []string, out []TopicSumma
 			s.MemoryBytes = c.memory.Val()
 		}
 		if last := c.last.Val(); len(last) > 0 {
-			s.LastEntryAt = redrive.EntryTime(last[0].ID)
+			s.LastEntryAt = wire.EntryTime(last[0].ID)
 			s.IsPoisonTopic = a.isPoisonEntry(last[0])
 		}
 		groups := c.groups.Val()

@@ -55,7 +55,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +63,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/redisinfo"
 	"github.com/redrive-go/redrive/middleware"
 )
 
@@ -486,7 +486,7 @@ func (c *Collector) read(ctx context.Context) ([]prometheus.Metric, error) {
 func infoGroups(cmd *redis.XInfoGroupsCmd) (map[string]redis.XInfoGroup, error) {
 	groups, err := cmd.Result()
 	if err != nil {
-		if isNoSuchKey(err) {
+		if redisinfo.IsNoSuchKey(err) {
 			return map[string]redis.XInfoGroup{}, nil
 		}
 		return nil, err
@@ -496,8 +496,4 @@ func infoGroups(cmd *redis.XInfoGroupsCmd) (map[string]redis.XInfoGroup, error) 
 		byName[g.Name] = g
 	}
 	return byName, nil
-}
-
-func isNoSuchKey(err error) bool {
-	return err != nil && !errors.Is(err, context.DeadlineExceeded) && strings.Contains(err.Error(), "no such key")
 }

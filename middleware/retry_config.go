@@ -197,6 +197,23 @@ func (c *RetryConfig) Validate() error {
 		return errors.New("redrive/middleware: RetryConfig.Publisher is nil")
 	case c.PoisonTopic == "":
 		return errors.New("redrive/middleware: RetryConfig.PoisonTopic is empty: without it a failing message would retry forever")
+	}
+	return c.validatePolicy()
+}
+
+// ValidatePolicy reports the first invalid field of the retry policy alone,
+// its unset fields taking their defaults: every field but Publisher and
+// PoisonTopic, for a policy whose Publisher and PoisonTopic are filled in
+// later, as the router package does per handler. NewRetry still checks the
+// whole config.
+func (c RetryConfig) ValidatePolicy() error {
+	c.setDefaults()
+	return c.validatePolicy()
+}
+
+// validatePolicy is Validate without the Publisher and PoisonTopic checks.
+func (c *RetryConfig) validatePolicy() error {
+	switch {
 	case c.MaxRetries < NoRetries:
 		return fmt.Errorf("redrive/middleware: RetryConfig.MaxRetries is %d, must be positive or NoRetries", c.MaxRetries)
 	case c.InitialInterval < 0:

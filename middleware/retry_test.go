@@ -572,6 +572,28 @@ func TestRetryConfigValidation(t *testing.T) {
 	}
 }
 
+func TestRetryConfigValidatePolicy(t *testing.T) {
+	cases := []struct {
+		name   string
+		config middleware.RetryConfig
+		want   string // "" for valid
+	}{
+		{"empty: defaults, Publisher and PoisonTopic come later", middleware.RetryConfig{}, ""},
+		{"bad multiplier", middleware.RetryConfig{Multiplier: 0.5}, "Multiplier"},
+		{"max below initial", middleware.RetryConfig{InitialInterval: time.Minute, MaxInterval: time.Second}, "MaxInterval"},
+		{"durable without its store", middleware.RetryConfig{Delay: middleware.DelayDurable}, "Durable"},
+	}
+	for _, c := range cases {
+		err := c.config.ValidatePolicy()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: ValidatePolicy() = %v, want nil", c.name, err)
+		case c.want != "" && (err == nil || !containsWord(err.Error(), c.want)):
+			t.Errorf("%s: ValidatePolicy() = %v, want an error naming %s", c.name, err, c.want)
+		}
+	}
+}
+
 func containsWord(s, w string) bool {
 	for i := 0; i+len(w) <= len(s); i++ {
 		if s[i:i+len(w)] == w {

@@ -128,7 +128,7 @@ func (c *Config) Validate() error {
 	if c.Client == nil {
 		return errors.New("redrive/router: Config.Client is nil")
 	}
-	if err := validateRetry(c.Retry); err != nil {
+	if err := c.Retry.ValidatePolicy(); err != nil {
 		return fmt.Errorf("redrive/router: Config.Retry: %w", err)
 	}
 	if err := validateSubscriber(c.Subscriber, c.Client); err != nil {
@@ -142,25 +142,13 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// validateRetry checks a retry policy before its Publisher and PoisonTopic
-// are known: the router fills both.
-func validateRetry(c middleware.RetryConfig) error {
-	if c.Publisher == nil {
-		c.Publisher = nopPublisher{}
-	}
-	if c.PoisonTopic == "" {
-		c.PoisonTopic = "poison"
-	}
-	_, err := middleware.NewRetry(c, nil)
-	return err
-}
-
-// validateSubscriber checks a subscriber configuration before its Client and
-// ConsumerGroup are known.
+// validateSubscriber checks a subscriber configuration, which takes its
+// Client from Config.Client (each handler sets its ConsumerGroup, which any
+// value may be).
 func validateSubscriber(c redrive.SubscriberConfig, client redis.UniversalClient) error {
 	c.Client = client
-	c.ConsumerGroup = "group"
-	// NewSubscriber does no I/O and starts nothing.
+	// NewSubscriber applies the defaults and validates; it does no I/O and
+	// starts nothing.
 	_, err := redrive.NewSubscriber(c, nil)
 	return err
 }
@@ -473,12 +461,6 @@ type sharedPublisher struct {
 }
 
 func (sharedPublisher) Close() error { return nil }
-
-// nopPublisher stands in for the Publisher while a retry policy is validated.
-type nopPublisher struct{}
-
-func (nopPublisher) Publish(string, ...*message.Message) error { return nil }
-func (nopPublisher) Close() error                              { return nil }
 
 // AddOtherBrokerHandler adds a handler that reads topic with subscriber, a
 // Subscriber of another Watermill broker (NATS, RabbitMQ, PostgreSQL,

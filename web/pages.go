@@ -15,6 +15,7 @@ import (
 
 	"github.com/redrive-go/redrive/admin"
 	"github.com/redrive-go/redrive/internal/humanize"
+	"github.com/redrive-go/redrive/internal/wire"
 )
 
 // overviewRow is one topic of the overview, formatted here rather than in
@@ -256,20 +257,10 @@ func (h *Handler) oldestPendingPerConsumer(ctx context.Context, info admin.Topic
 			if out[a.group] == nil {
 				out[a.group] = map[string]time.Time{}
 			}
-			out[a.group][a.consumer] = entryTime(p[0].ID)
+			out[a.group][a.consumer] = wire.EntryTime(p[0].ID)
 		}
 	}
 	return out, nil
-}
-
-// entryTime is when a stream entry ID was generated.
-func entryTime(id string) time.Time {
-	ms, _, _ := strings.Cut(id, "-")
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil {
-		return time.Time{}
-	}
-	return time.UnixMilli(n)
 }
 
 // topicCharts serves the charts alone, for the topic page's script to

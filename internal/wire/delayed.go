@@ -22,15 +22,16 @@ import (
 // knowing the wire format. Length prefixes parse with plain string functions,
 // in Redis's Lua and in embedded test servers alike, and are binary-safe.
 
-// memberVersion starts every member, so the format can evolve.
-const memberVersion = "rd1:"
+// MemberPrefix starts every member, so the format can evolve. The script that
+// moves due members (internal/scripts, move_due.lua) receives it in ARGV.
+const MemberPrefix = "rd1:"
 
 // EncodeDelayedMember builds the sorted-set member for a message with these
 // stream entry fields, named id.
 func EncodeDelayedMember(id string, fields map[string]interface{}) (string, error) {
 	names := entryfields.Names(fields)
 	var b strings.Builder
-	b.WriteString(memberVersion)
+	b.WriteString(MemberPrefix)
 	b.WriteString(id)
 	b.WriteByte(':')
 	for _, k := range names {
@@ -63,9 +64,9 @@ type DelayedEntry struct {
 // EncodeDelayedMember (of a topic's delayed set or a group's retry delayed
 // set); score is the member's score, its due time in Unix milliseconds.
 func DecodeDelayedMember(member string, score float64) (DelayedEntry, error) {
-	rest, ok := strings.CutPrefix(member, memberVersion)
+	rest, ok := strings.CutPrefix(member, MemberPrefix)
 	if !ok {
-		return DelayedEntry{}, fmt.Errorf("decode delayed message: does not start with %q", memberVersion)
+		return DelayedEntry{}, fmt.Errorf("decode delayed message: does not start with %q", MemberPrefix)
 	}
 	id, rest, ok := strings.Cut(rest, ":")
 	if !ok || id == "" {

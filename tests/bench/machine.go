@@ -39,11 +39,11 @@ func describeMachine(ctx context.Context, c redis.UniversalClient, addr string) 
 		RedisAddr:  addr,
 		LoadStart:  loadAverage(),
 	}
-	info, err := c.Info(ctx, "server").Result()
+	version, err := redisinfo.ServerVersion(ctx, c)
 	if err != nil {
 		return m, err
 	}
-	m.RedisVersion = redisinfo.Field(info, "redis_version")
+	m.RedisVersion = version.Text
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		if ip := net.ParseIP(host); ip != nil {
 			m.RedisLocal = ip.IsLoopback()

@@ -1,6 +1,6 @@
--- trim removes from a topic's stream the entries that every consumer group has
--- finished with and that are older than the retention window, and reports
--- which groups hold older entries back.
+-- trim_stream removes from a topic's stream the entries that every consumer
+-- group has finished with and that are older than the retention window, and
+-- reports which groups hold older entries back.
 --
 -- An entry is finished by a group when the group has read it (its ID is at or
 -- before the group's last-delivered-id) and it is not pending in the group.

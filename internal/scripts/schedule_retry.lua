@@ -1,5 +1,6 @@
--- requeue acks a failed delivery and schedules the message again, atomically:
--- a crash can neither lose the message nor leave it both pending and scheduled.
+-- schedule_retry acks a failed delivery and schedules the message again in a
+-- delayed set, atomically: a crash can neither lose the message nor leave it
+-- both pending and scheduled.
 --
 -- KEYS[1]  stream the delivery came from
 -- KEYS[2]  delayed sorted set the message waits in

@@ -1,4 +1,4 @@
--- refresh_inflight sets the idle time of entries a consumer holds. With 0 it
+-- set_inflight_idle sets the idle time of entries a consumer holds. With 0 it
 -- keeps entries the consumer is still processing fresh, so a handler slower
 -- than the claim idle limit keeps its message instead of another consumer
 -- claiming it and running it twice. With the idle limit it releases entries a

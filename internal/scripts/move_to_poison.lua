@@ -1,30 +1,26 @@
--- poison moves one delivery to a poison stream and acks it, atomically.
+-- move_to_poison moves one delivery to a poison stream and acks it,
+-- atomically.
 --
 -- KEYS[1]  stream the delivery came from
 -- KEYS[2]  poison stream
 -- ARGV[1]  consumer group
 -- ARGV[2]  stream entry ID of the delivery
 -- ARGV[3]  "1" to delete the entry from KEYS[1] (a group's private retry stream)
--- ARGV[4]  approximate MAXLEN for the poison stream; 0 means no trimming
--- ARGV[5]  "1" when this consumer acked the entry itself before (InstantAck):
+-- ARGV[4]  "1" when this consumer acked the entry itself before (InstantAck):
 --          write even though it is no longer pending
--- ARGV[6…] field, value, field, value… of the poison entry
+-- ARGV[5…] field, value, field, value… of the poison entry
 --
 -- Returns the poison entry's ID, or false when the entry was no longer pending
 -- because another consumer settled it, in which case nothing is written.
 local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-if acked == 0 and ARGV[5] ~= '1' then
+if acked == 0 and ARGV[4] ~= '1' then
   return false
 end
 if ARGV[3] == '1' then
   redis.call('XDEL', KEYS[1], ARGV[2])
 end
 local fields = {}
-for i = 6, #ARGV do
+for i = 5, #ARGV do
   fields[#fields + 1] = ARGV[i]
-end
-local maxlen = tonumber(ARGV[4])
-if maxlen > 0 then
-  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(fields))
 end
 return redis.call('XADD', KEYS[2], '*', unpack(fields))

@@ -1,7 +1,7 @@
--- claim takes over entries that another consumer of the group left pending for
+-- claim_idle takes over entries that another consumer of the group left pending for
 -- longer than the idle limit (it died, or lost its connection).
 --
--- A consumer keeps the entries it is processing fresh (refresh_inflight), so
+-- A consumer keeps the entries it is processing fresh (set_inflight_idle), so
 -- an entry idle this long is abandoned, whoever owns it. Entries delivered
 -- max-deliveries times or more are not claimed: they are returned so the
 -- caller moves them to the poison stream (a message whose handler kills the
@@ -16,7 +16,7 @@
 -- ARGV[5]  max deliveries; 0 means no limit
 --
 -- Returns {claimed, exceeded, removed}:
---   claimed   entries now owned by ARGV[2], as XCLAIM returns them
+--   claimed   {id, {field, value, …}} for each entry now owned by ARGV[2]
 --   exceeded  {id, delivery count, {field, value, …}} for each entry over the limit
 --   removed   number of pending entries acked because the entry no longer exists
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', tonumber(ARGV[3]), '-', '+', tonumber(ARGV[4]))

@@ -1,12 +1,13 @@
--- requeue moves poisoned messages back to their target streams. Each message
--- is moved atomically (the whole call is): the poison entry is checked to
--- still exist, the message is added to its target, and the poison entry is
--- deleted, so a message is never in both places and never in neither. Two
--- operators requeuing or purging the same entry at once cannot duplicate it:
--- the second finds it gone.
+-- requeue_poisoned moves poisoned messages back to their target streams.
+-- Each message is moved atomically (the whole call is): the poison entry is
+-- checked to still exist, the message is added to its target, and the poison
+-- entry is deleted, so a message is never in both places and never in
+-- neither. Two operators requeuing or purging the same entry at once cannot
+-- duplicate it: the second finds it gone.
 --
 -- Used when every key is on one server: a single Redis, or a Redis Cluster
--- where the poison stream and all targets share one slot.
+-- where the poison stream and all targets share one slot. Across slots,
+-- requeue_poisoned_cross_slot does the first of two steps.
 --
 -- KEYS[1]     poison stream
 -- KEYS[2…]    target streams (a topic's stream, or a group's retry stream)

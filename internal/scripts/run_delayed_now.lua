@@ -1,6 +1,6 @@
--- run_now moves delayed messages into their stream at once, whatever their
--- due time. Each member still in the set is removed in the same atomic step
--- that adds it to the stream, as move_due does, so a message that a
+-- run_delayed_now moves delayed messages into their stream at once, whatever
+-- their due time. Each member still in the set is removed in the same atomic
+-- step that adds it to the stream, as move_due does, so a message that a
 -- delayed-message mover moves at the same moment enters the stream once.
 --
 -- KEYS[1]  delayed sorted set

@@ -7,16 +7,21 @@
 -- ARGV[1]  now, Unix milliseconds (the caller's clock, the one due times use)
 -- ARGV[2]  most members to move in this call
 -- ARGV[3]  approximate MAXLEN for the stream; 0 means no trimming
+-- ARGV[4]  field under which a member that cannot be decoded enters the stream
+-- ARGV[5]  prefix every member starts with (its format version)
 --
 -- Returns {moved, next}: how many members moved, and the score of the earliest
 -- member still waiting as a string, or false when the set is empty.
--- Parses a member written by encodeDelayedMember (delayed.go):
--- rd1:<id>:<len>:<field><len>:<value>… Returns the field/value list, or nil.
+local corruptField = ARGV[4]
+local prefix = ARGV[5]
+
+-- Parses a member written by wire.EncodeDelayedMember:
+-- <prefix><id>:<len>:<field><len>:<value>… Returns the field/value list, or nil.
 local function decode(member)
-  if string.sub(member, 1, 4) ~= 'rd1:' then
+  if string.sub(member, 1, #prefix) ~= prefix then
     return nil
   end
-  local idEnd = string.find(member, ':', 5, true)
+  local idEnd = string.find(member, ':', #prefix + 1, true)
   if not idEnd then
     return nil
   end
@@ -47,7 +52,7 @@ for _, member in ipairs(due) do
   if not fields then
     -- A member nobody can decode must not block the set forever: it goes to the
     -- stream as a raw field, where the subscriber moves it to the poison stream.
-    fields = {'redrive_corrupt_delayed', member}
+    fields = {corruptField, member}
   end
   if maxlen > 0 then
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(fields))
