@@ -5,11 +5,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive/internal/errorbackoff"
 	"github.com/redrive-go/redrive/internal/redisinfo"
 	"github.com/redrive-go/redrive/internal/scripts"
+	"github.com/redrive-go/redrive/internal/testsignal"
 )
 
 // ackFlushAttemptsAtClose bounds how often a failed ack batch is sent again
@@ -25,11 +27,35 @@ type ackRequest struct {
 	id     string
 }
 
+// groupStreams names a consumer group and its private retry stream ("" in
+// fan-out, where both are empty): what acking an entry needs to know.
+type groupStreams struct {
+	Group       string
+	RetryStream string
+}
+
+// deleteSettled reports whether a settled entry of stream is deleted as well
+// as acked: entries of the group's private retry stream are, nobody else
+// reads them.
+func (g groupStreams) deleteSettled(stream string) bool {
+	return stream == g.RetryStream && g.RetryStream != ""
+}
+
+// ackerConfig is what the acker needs.
+type ackerConfig struct {
+	Client redis.UniversalClient
+	groupStreams
+	// AckBatchSize and AckFlushInterval are SubscriberConfig's.
+	AckBatchSize     int
+	AckFlushInterval time.Duration
+	Logger           watermill.LoggerAdapter
+}
+
 // acker sends acks in batches: an ack waits up to AckFlushInterval for
 // others to share its round trip, or goes at once when AckBatchSize are
 // waiting. One XACK per stream per batch, all in one pipeline.
 type acker struct {
-	sub *subscription
+	config ackerConfig
 	// queued holds the acks of the next batch; adders wait on space while
 	// a full batch is queued.
 	mu     sync.Mutex
@@ -40,11 +66,23 @@ type acker struct {
 	done    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
+
+	TestSignals ackerTestSignals
 }
 
-func newAcker(s *subscription) *acker {
+type ackerTestSignals struct {
+	// Flushed carries the number of acks of each batch that reached Redis.
+	Flushed testsignal.Signal[int]
+}
+
+// Init enables every signal for the test tb.
+func (ts *ackerTestSignals) Init(tb testsignal.TB) {
+	ts.Flushed.Init(tb)
+}
+
+func newAcker(config ackerConfig) *acker {
 	a := &acker{
-		sub:     s,
+		config:  config,
 		ready:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -58,7 +96,7 @@ func (a *acker) start() { go a.run() }
 // add queues an ack. It blocks only while a full batch is waiting to be
 // taken for sending.
 func (a *acker) add(stream, id string) {
-	size := a.sub.config().AckBatchSize
+	size := a.config.AckBatchSize
 	a.mu.Lock()
 	for len(a.queued) >= size {
 		a.space.Wait()
@@ -94,12 +132,12 @@ func (a *acker) take(batch []ackRequest) []ackRequest {
 func (a *acker) full() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.queued) >= a.sub.config().AckBatchSize
+	return len(a.queued) >= a.config.AckBatchSize
 }
 
 func (a *acker) run() {
 	defer close(a.stopped)
-	c := a.sub.config()
+	c := a.config
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var batch []ackRequest
@@ -139,12 +177,11 @@ func (a *acker) flush(batch []ackRequest) {
 	if len(batch) == 0 {
 		return
 	}
-	s := a.sub
 	byStream := map[string][]string{}
 	for _, r := range batch {
 		byStream[r.stream] = append(byStream[r.stream], r.id)
 	}
-	failures := newErrorLog(s.logger, "Acking messages failed; retrying (the messages are delivered again if it never succeeds)")
+	failures := newErrorLog(a.config.Logger, "Acking messages failed; retrying (the messages are delivered again if it never succeeds)")
 	pauses := errorbackoff.New(readErrorBackoff, readErrorBackoffMax)
 	attemptsAtClose := 0
 	for {
@@ -154,6 +191,7 @@ func (a *acker) flush(batch []ackRequest) {
 		}
 		if err == nil {
 			failures.succeeded()
+			a.TestSignals.Flushed.Signal(len(batch))
 			return
 		}
 		failures.failed(err)
@@ -175,11 +213,10 @@ func (a *acker) flush(batch []ackRequest) {
 }
 
 func (a *acker) send(byStream map[string][]string) error {
-	s := a.sub
 	ctx := context.Background()
-	pipe := s.client.Pipeline()
+	pipe := a.config.Client.Pipeline()
 	for stream, ids := range byStream {
-		s.ack(ctx, pipe, stream, ids...)
+		a.config.ack(ctx, pipe, stream, ids...)
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && err != redis.Nil {
@@ -187,7 +224,7 @@ func (a *acker) send(byStream map[string][]string) error {
 			// Script.Run falls back to EVAL by itself, but not inside a
 			// pipeline: load the script (new server, or one that restarted)
 			// and let flush send the batch again.
-			if loadErr := scripts.AckDelete.Load(ctx, s.client); loadErr != nil {
+			if loadErr := scripts.AckDelete.Load(ctx, a.config.Client); loadErr != nil {
 				return loadErr
 			}
 		}
@@ -202,11 +239,11 @@ type ackCmdable interface {
 	XAck(ctx context.Context, stream, group string, ids ...string) *redis.IntCmd
 }
 
-// ack acks ids of stream on c. Entries of the group's private retry stream
-// are deleted in the same step: nobody else reads them.
-func (s *subscription) ack(ctx context.Context, c ackCmdable, stream string, ids ...string) redis.Cmder {
-	if s.deleteSettled(stream) {
-		return scripts.AckDelete.Queue(ctx, c, scripts.AckDeleteArgs{Stream: stream, Group: s.group, IDs: ids})
+// ack acks ids of stream on c, at once. Entries of the group's private
+// retry stream are deleted in the same step: nobody else reads them.
+func (g groupStreams) ack(ctx context.Context, c ackCmdable, stream string, ids ...string) redis.Cmder {
+	if g.deleteSettled(stream) {
+		return scripts.AckDelete.Queue(ctx, c, scripts.AckDeleteArgs{Stream: stream, Group: g.Group, IDs: ids})
 	}
-	return c.XAck(ctx, stream, s.group, ids...)
+	return c.XAck(ctx, stream, g.Group, ids...)
 }

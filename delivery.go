@@ -9,7 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-
+	"github.com/redis/go-redis/v9"
 	"github.com/redrive-go/redrive/internal/scripts"
 )
 
@@ -36,7 +36,8 @@ type Delivery struct {
 	// Consumer is the consumer that read it.
 	Consumer string
 
-	entry *pendingEntry
+	entry   *pendingEntry
+	settler *deliverySettler
 	// msg is the message handed out, whose ack may come before its handler
 	// fails (InstantAck).
 	msg *message.Message
@@ -57,10 +58,21 @@ func (d *Delivery) ackedLocally() bool {
 	return d.entry.ackedLocally.Load()
 }
 
+// deliverySettler is what a Delivery needs to settle its entry in Redis,
+// shared by the deliveries of one subscription.
+type deliverySettler struct {
+	Client redis.UniversalClient
+	Topic  string
+	Keys   TopicKeys
+	groupStreams
+	Marshaller Marshaller
+	Poisoner   *poisoner
+	Logger     watermill.LoggerAdapter
+}
+
 // pendingEntry is one stream entry held by a subscription, across
 // redeliveries after nacks.
 type pendingEntry struct {
-	sub    *subscription
 	stream string
 	id     string
 	// settled is set once the entry was acked in Redis by Requeue or Poison,
@@ -90,11 +102,11 @@ func DeliveryOf(msg *message.Message) (*Delivery, bool) {
 // only, in one atomic step. After it returns nil, acking or nacking the
 // message changes nothing in Redis.
 func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time.Time) error {
-	s := d.entry.sub
-	if s.group == "" {
+	s := d.settler
+	if s.Group == "" {
 		return ErrNoConsumerGroup
 	}
-	fields, err := s.sub.config.Marshaller.Marshal(s.topic, msg)
+	fields, err := s.Marshaller.Marshal(s.Topic, msg)
 	if err != nil {
 		return fmt.Errorf("redrive: requeue message %s: marshal: %w", msg.UUID, err)
 	}
@@ -102,9 +114,9 @@ func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time
 	if err != nil {
 		return fmt.Errorf("redrive: requeue message %s: %w", msg.UUID, err)
 	}
-	delayedKey := s.keys.GroupRetryDelayed(s.group)
-	scheduled, err := scripts.ScheduleRetry.Run(ctx, s.sub.config.Client, scripts.ScheduleRetryArgs{
-		Stream: d.Stream, Delayed: delayedKey, Group: s.group, EntryID: d.EntryID,
+	delayedKey := s.Keys.GroupRetryDelayed(s.Group)
+	scheduled, err := scripts.ScheduleRetry.Run(ctx, s.Client, scripts.ScheduleRetryArgs{
+		Stream: d.Stream, Delayed: delayedKey, Group: s.Group, EntryID: d.EntryID,
 		DeleteEntry: s.deleteSettled(d.Stream), DueAt: dueAt, Member: member, AckedLocally: d.ackedLocally(),
 	})
 	if err != nil {
@@ -114,7 +126,7 @@ func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time
 	if scheduled {
 		processWakeups.notify(delayedKey, dueAt)
 	} else {
-		s.logger.Info("Not requeued: the entry was already settled by another consumer", s.entryFields(d.Stream, d.EntryID))
+		s.Logger.Info("Not requeued: the entry was already settled by another consumer", watermill.LogFields{"stream": d.Stream, "entry_id": d.EntryID})
 	}
 	return nil
 }
@@ -124,19 +136,19 @@ func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time
 // client) it is one atomic step; otherwise the poison entry is written first,
 // so a crash in between can duplicate it but never lose it.
 func (d *Delivery) Poison(ctx context.Context, msg *message.Message, poisonTopic string) error {
-	s := d.entry.sub
-	fields, err := s.sub.config.Marshaller.Marshal(poisonTopic, msg)
+	s := d.settler
+	fields, err := s.Marshaller.Marshal(poisonTopic, msg)
 	if err != nil {
 		return fmt.Errorf("redrive: poison message %s: marshal: %w", msg.UUID, err)
 	}
-	if err := s.writePoison(ctx, d.Stream, d.EntryID, d.ackedLocally(), poisonTopic, fields); err != nil {
+	if err := s.Poisoner.writePoison(ctx, d.Stream, d.EntryID, d.ackedLocally(), poisonTopic, fields); err != nil {
 		return fmt.Errorf("redrive: poison message %s: %w", msg.UUID, err)
 	}
 	d.entry.settled.Store(true)
-	if keys := KeysFor(s.topic); poisonTopic != keys.Poison {
+	if keys := KeysFor(s.Topic); poisonTopic != keys.Poison {
 		// Only a hint for admin.TopicInfo: the message is safe already.
-		if err := s.client.SAdd(ctx, keys.PoisonTopics(), poisonTopic).Err(); err != nil {
-			s.logger.Error("Could not note the poison topic for topic info", err, watermill.LogFields{"poison_topic": poisonTopic})
+		if err := s.Client.SAdd(ctx, keys.PoisonTopics(), poisonTopic).Err(); err != nil {
+			s.Logger.Error("Could not note the poison topic for topic info", err, watermill.LogFields{"poison_topic": poisonTopic})
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive/internal/scripts"
 	"github.com/redrive-go/redrive/internal/startstop"
@@ -23,9 +24,27 @@ const minKeeperInterval = 10 * time.Millisecond
 // consumers claim it at their next pass instead of after MaxIdleTime.
 type inflightKeeper struct {
 	startstop.Base
-	sub *subscription
+	config inflightKeeperConfig
+	held   heldEntries
 
 	TestSignals inflightKeeperTestSignals
+}
+
+// inflightKeeperConfig is what the in-flight keeper needs.
+type inflightKeeperConfig struct {
+	Client   redis.UniversalClient
+	Group    string
+	Consumer string
+	// MaxIdleTime is SubscriberConfig's: refreshes come three times within
+	// it, and released entries are marked idle for it.
+	MaxIdleTime time.Duration
+	Logger      watermill.LoggerAdapter
+}
+
+// heldEntries lists the entries a subscription holds (read, not yet settled
+// or given back), by stream. The subscription's inflightEntries implement it.
+type heldEntries interface {
+	ids() map[string][]string
 }
 
 type inflightKeeperTestSignals struct {
@@ -33,14 +52,21 @@ type inflightKeeperTestSignals struct {
 	Refreshed testsignal.Signal[int]
 }
 
-func newInflightKeeper(s *subscription) *inflightKeeper { return &inflightKeeper{sub: s} }
+// Init enables every signal for the test tb.
+func (ts *inflightKeeperTestSignals) Init(tb testsignal.TB) {
+	ts.Refreshed.Init(tb)
+}
+
+func newInflightKeeper(config inflightKeeperConfig, held heldEntries) *inflightKeeper {
+	return &inflightKeeper{config: config, held: held}
+}
 
 func (k *inflightKeeper) Start(ctx context.Context) error {
 	var refreshed int
-	startPeriodic(ctx, &k.Base, max(k.sub.config().MaxIdleTime/3, minKeeperInterval), k.sub.logger,
+	startPeriodic(ctx, &k.Base, max(k.config.MaxIdleTime/3, minKeeperInterval), k.config.Logger,
 		"Refreshing in-flight entries failed",
 		func(ctx context.Context) (err error) {
-			refreshed, err = k.sub.setIdle(ctx, 0, k.sub.inflightIDs())
+			refreshed, err = k.setIdle(ctx, 0, k.held.ids())
 			return err
 		},
 		func(err error) {
@@ -59,33 +85,33 @@ const releaseTimeout = 5 * time.Second
 func (k *inflightKeeper) releaseAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	n, err := k.sub.setIdle(ctx, k.sub.config().MaxIdleTime, k.sub.inflightIDs())
+	n, err := k.setIdle(ctx, k.config.MaxIdleTime, k.held.ids())
 	if err != nil {
-		k.sub.logger.Error("Could not release unsettled entries; others claim them after MaxIdleTime", err, nil)
+		k.config.Logger.Error("Could not release unsettled entries; others claim them after MaxIdleTime", err, nil)
 		return
 	}
 	if n > 0 {
-		k.sub.logger.Info("Released unsettled entries to other consumers", watermill.LogFields{"count": n})
+		k.config.Logger.Info("Released unsettled entries to other consumers", watermill.LogFields{"count": n})
 	}
 }
 
 // setIdle sets the idle time of the entries ids (by stream) that this
 // consumer still owns, and returns how many it owned.
-func (s *subscription) setIdle(ctx context.Context, idle time.Duration, ids map[string][]string) (int, error) {
+func (k *inflightKeeper) setIdle(ctx context.Context, idle time.Duration, ids map[string][]string) (int, error) {
 	total := 0
 	for stream, ids := range ids {
 		if len(ids) == 0 {
 			continue
 		}
-		lost, err := scripts.SetInflightIdle.Run(ctx, s.client, scripts.SetInflightIdleArgs{
-			Stream: stream, Group: s.group, Consumer: s.config().Consumer, Idle: idle, IDs: ids,
+		lost, err := scripts.SetInflightIdle.Run(ctx, k.config.Client, scripts.SetInflightIdleArgs{
+			Stream: stream, Group: k.config.Group, Consumer: k.config.Consumer, Idle: idle, IDs: ids,
 		})
 		if err != nil {
 			return total, fmt.Errorf("set idle time of in-flight entries of %q: %w", stream, err)
 		}
 		total += len(ids) - len(lost)
 		if len(lost) > 0 && idle == 0 {
-			s.logger.Info("In-flight entries were taken by another consumer or settled meanwhile", watermill.LogFields{"stream": stream, "count": len(lost)})
+			k.config.Logger.Info("In-flight entries were taken by another consumer or settled meanwhile", watermill.LogFields{"stream": stream, "count": len(lost)})
 		}
 	}
 	return total, nil

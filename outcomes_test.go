@@ -25,12 +25,12 @@ func newTestSubscription(t *testing.T, config SubscriberConfig) *subscription {
 	client := redis.NewClient(&redis.Options{Addr: redistest.Addr()})
 	t.Cleanup(func() { _ = client.Close() })
 	config.Client = client
-	sub, err := NewSubscriber(config, watermill.NopLogger{})
-	if err != nil {
+	config.setDefaults()
+	if err := config.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.WithValue(context.Background(), testContextKey{}, "from Subscribe")
-	return newSubscription(ctx, sub, "outcomes-test")
+	return newSubscription(ctx, &config, watermill.NopLogger{}, "outcomes-test")
 }
 
 // handOutTest takes a slot for entry id, hands out a message for it as the
@@ -40,8 +40,8 @@ func handOutTest(t *testing.T, s *subscription, id string) *message.Message {
 	if s.tryAcquireSlots(1) != 1 {
 		t.Fatal("no free slot")
 	}
-	pe := &pendingEntry{sub: s, stream: s.keys.Stream, id: id}
-	s.track(pe)
+	pe := &pendingEntry{stream: s.keys.Stream, id: id}
+	s.inflight.track(pe)
 	s.ahead.added(1)
 	d := s.newDelivery(pe, message.NewMessage(watermill.NewUUID(), []byte(id)))
 	s.handOut(d, 0)
@@ -84,7 +84,7 @@ func TestOutcomeWatcherSettlesOutOfOrder(t *testing.T) {
 	if got := freeSlots(s); got != 8 {
 		t.Fatalf("free slots = %d after all were acked, want 8", got)
 	}
-	if ids := s.inflightIDs(); len(ids[s.keys.Stream]) != 0 {
+	if ids := s.inflight.ids(); len(ids[s.keys.Stream]) != 0 {
 		t.Fatalf("entries still held after all were acked: %v", ids)
 	}
 }
@@ -141,7 +141,7 @@ func TestOutcomeWatcherStopsAtClose(t *testing.T) {
 	if m.Context().Err() == nil {
 		t.Fatal("the abandoned message's context was not cancelled")
 	}
-	if ids := s.inflightIDs(); len(ids[s.keys.Stream]) != 1 {
+	if ids := s.inflight.ids(); len(ids[s.keys.Stream]) != 1 {
 		t.Fatalf("held entries = %v, want the abandoned one (released at close)", ids)
 	}
 }
@@ -151,7 +151,7 @@ func TestOutcomeWatcherStopsAtClose(t *testing.T) {
 // that on to contexts derived from it, also through other contexts' values.
 func TestDeliveryContext(t *testing.T) {
 	s := newTestSubscription(t, SubscriberConfig{MaxInFlight: 2})
-	pe := &pendingEntry{sub: s, stream: s.keys.Stream, id: "1-0"}
+	pe := &pendingEntry{stream: s.keys.Stream, id: "1-0"}
 	msg := message.NewMessage(watermill.NewUUID(), nil)
 	d := s.newDelivery(pe, msg)
 

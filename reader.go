@@ -68,7 +68,7 @@ func (s *subscription) releaseSlots(n int) {
 func (s *subscription) readLoop() {
 	defer s.reading.Done()
 	// Entries the last read brought after shutdown gave back what was held.
-	defer func() { s.giveBack(s.notHandedOut()) }()
+	defer func() { s.giveBack(s.inflight.notHandedOut()) }()
 	failures := newErrorLog(s.logger, "Reading the stream failed")
 	pauses := errorbackoff.New(readErrorBackoff, readErrorBackoffMax)
 	history := s.group != ""
@@ -117,7 +117,7 @@ func (s *subscription) readLoop() {
 		}
 		var overDelivered map[string]map[string]int64
 		if history {
-			overDelivered = s.overDelivered(streams)
+			overDelivered = s.poisoner.overDelivered(s.ctx, streams)
 		}
 		// XREADGROUP's COUNT applies per stream, so two streams may return up
 		// to twice what was asked; the extra entries wait for their slots.
@@ -136,7 +136,7 @@ func (s *subscription) readLoop() {
 						held++
 					case <-s.stopReading:
 						// Ours in Redis but never delivered: released at shutdown.
-						s.track(&pendingEntry{sub: s, stream: st.Stream, id: entry.ID})
+						s.inflight.track(&pendingEntry{stream: st.Stream, id: entry.ID})
 						continue
 					}
 				}
@@ -213,19 +213,19 @@ func (s *subscription) accept(stream string, entry redis.XMessage) {
 		// Deleted (trimmed) while pending: nothing to deliver, ack it away.
 		if s.group != "" {
 			s.acker.add(stream, entry.ID)
-			s.noteTrimmedAway(stream, 1)
+			s.trimmedAway.note(stream, 1)
 		}
 		s.releaseSlots(1)
 		return
 	}
 	msg, err := wire.DecodeEntry(s.config().Unmarshaller, entry.ID, entry.Values)
 	if err != nil {
-		s.poisonUndecodable(stream, entry, err)
+		s.poisoner.poisonUndecodable(s.ctx, stream, entry, err)
 		s.releaseSlots(1)
 		return
 	}
-	pe := &pendingEntry{sub: s, stream: stream, id: entry.ID}
-	s.track(pe)
+	pe := &pendingEntry{stream: stream, id: entry.ID}
+	s.inflight.track(pe)
 	s.ahead.added(1)
 	s.queue <- s.newDelivery(pe, msg)
 }
@@ -239,6 +239,7 @@ func (s *subscription) newDelivery(pe *pendingEntry, msg *message.Message) *deli
 			ConsumerGroup: s.group,
 			Consumer:      s.config().Consumer,
 			entry:         pe,
+			settler:       s.settler,
 			msg:           msg,
 		},
 		entry: pe,

@@ -87,7 +87,7 @@ func (s *Subscriber) subscribe(ctx context.Context, topic string) (*subscription
 	if err := s.checkServerVersion(ctx); err != nil {
 		return nil, err
 	}
-	sub := newSubscription(ctx, s, topic)
+	sub := newSubscription(ctx, &s.config, s.logger, topic)
 	if sub.group != "" {
 		if err := sub.createGroups(ctx); err != nil {
 			return nil, err
@@ -112,7 +112,7 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	if err := s.checkServerVersion(ctx); err != nil {
 		return err
 	}
-	return newSubscription(ctx, s, topic).createGroups(ctx)
+	return newSubscription(ctx, &s.config, s.logger, topic).createGroups(ctx)
 }
 
 // Close stops every subscription: reading stops and entries read ahead go back

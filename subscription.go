@@ -15,7 +15,7 @@ import (
 // subscription is one Subscribe call: the reader, the dispatcher that hands
 // messages to the channel, the acker and the background services.
 type subscription struct {
-	sub    *Subscriber
+	cfg    *SubscriberConfig
 	client redis.UniversalClient
 	topic  string
 	keys   TopicKeys
@@ -62,10 +62,12 @@ type subscription struct {
 	closing atomic.Bool
 	settled chan struct{}
 
-	inflightMu sync.Mutex
-	inflight   map[string]map[string]*pendingEntry
+	// inflight holds the entries read and not yet settled or given back.
+	inflight *inflightEntries
 
 	acker    *acker
+	poisoner *poisoner
+	settler  *deliverySettler
 	claimer  *claimer
 	janitor  *consumerJanitor
 	keeper   *inflightKeeper
@@ -77,10 +79,9 @@ type subscription struct {
 	trimmedAway trimmedAwayLog
 }
 
-func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscription {
-	c := s.config
+func newSubscription(ctx context.Context, c *SubscriberConfig, logger watermill.LoggerAdapter, topic string) *subscription {
 	sub := &subscription{
-		sub:         s,
+		cfg:         c,
 		client:      c.Client,
 		topic:       topic,
 		keys:        KeysFor(topic),
@@ -94,7 +95,7 @@ func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscrip
 		settled:     make(chan struct{}, 1),
 		stopReading: make(chan struct{}),
 		stopAll:     make(chan struct{}),
-		inflight:    map[string]map[string]*pendingEntry{},
+		inflight:    newInflightEntries(),
 		poisonTopic: c.PoisonTopic,
 	}
 	sub.messageBase = context.WithoutCancel(ctx)
@@ -108,16 +109,39 @@ func newSubscription(ctx context.Context, s *Subscriber, topic string) *subscrip
 	if sub.poisonTopic == "" {
 		sub.poisonTopic = sub.keys.Poison
 	}
-	sub.logger = s.logger.With(watermill.LogFields{
+	sub.logger = logger.With(watermill.LogFields{
 		"provider":       "redrive",
 		"topic":          topic,
 		"consumer_group": c.ConsumerGroup,
 		"consumer":       c.Consumer,
 	})
+	sub.trimmedAway.logger = sub.logger
+	group := groupStreams{Group: sub.group, RetryStream: sub.retryStream}
+	sub.poisoner = newPoisoner(poisonerConfig{
+		Client:        sub.client,
+		Topic:         topic,
+		groupStreams:  group,
+		Consumer:      c.Consumer,
+		PoisonTopic:   sub.poisonTopic,
+		MaxDeliveries: c.maxDeliveries(),
+		Marshaller:    c.Marshaller,
+		Unmarshaller:  c.Unmarshaller,
+		OnCrashLoop:   c.OnCrashLoop,
+		Logger:        sub.logger,
+	})
+	sub.settler = &deliverySettler{
+		Client:       sub.client,
+		Topic:        topic,
+		Keys:         sub.keys,
+		groupStreams: group,
+		Marshaller:   c.Marshaller,
+		Poisoner:     sub.poisoner,
+		Logger:       sub.logger,
+	}
 	return sub
 }
 
-func (s *subscription) config() *SubscriberConfig { return &s.sub.config }
+func (s *subscription) config() *SubscriberConfig { return s.cfg }
 
 // streams are the streams the subscription reads: the topic's, then the
 // group's retry stream.
@@ -158,12 +182,45 @@ func (s *subscription) resolveFanOutStart(ctx context.Context) error {
 
 func (s *subscription) start() error {
 	c := s.config()
-	s.acker = newAcker(s)
+	s.acker = newAcker(ackerConfig{
+		Client:           s.client,
+		groupStreams:     s.settler.groupStreams,
+		AckBatchSize:     c.AckBatchSize,
+		AckFlushInterval: c.AckFlushInterval,
+		Logger:           s.logger,
+	})
 	s.acker.start()
 	if s.group != "" {
-		s.claimer = newClaimer(s)
-		s.janitor = newConsumerJanitor(s)
-		s.keeper = newInflightKeeper(s)
+		s.claimer = newClaimer(claimerConfig{
+			Client:         s.client,
+			Topic:          s.topic,
+			Streams:        s.streams(),
+			Group:          s.group,
+			Consumer:       c.Consumer,
+			MaxIdleTime:    c.MaxIdleTime,
+			MaxDeliveries:  c.maxDeliveries(),
+			ClaimBatchSize: c.ClaimBatchSize,
+			ClaimInterval:  c.ClaimInterval,
+			OnClaim:        c.OnClaim,
+			OnTrimmedAway:  s.trimmedAway.note,
+			Logger:         s.logger,
+		}, s, s.poisoner)
+		s.janitor = newConsumerJanitor(consumerJanitorConfig{
+			Client:          s.client,
+			Streams:         s.streams(),
+			Group:           s.group,
+			Consumer:        c.Consumer,
+			ConsumerTimeout: c.ConsumerTimeout,
+			Interval:        c.CheckConsumersInterval,
+			Logger:          s.logger,
+		})
+		s.keeper = newInflightKeeper(inflightKeeperConfig{
+			Client:      s.client,
+			Group:       s.group,
+			Consumer:    c.Consumer,
+			MaxIdleTime: c.MaxIdleTime,
+			Logger:      s.logger,
+		}, s.inflight)
 	}
 	if !c.DisableDelayedMover {
 		pairs := [][2]string{{s.keys.Delayed, s.keys.Stream}}
@@ -238,7 +295,7 @@ func (s *subscription) shutdown() {
 			s.claimer.Stop()
 		}
 		s.dispatching.Wait()
-		s.giveBack(s.notHandedOut())
+		s.giveBack(s.inflight.notHandedOut())
 		if s.janitor != nil {
 			s.janitor.Stop()
 		}
@@ -249,7 +306,7 @@ func (s *subscription) shutdown() {
 			s.trimmer.Stop()
 		}
 		s.closing.Store(true)
-		if !s.awaitingHandlers() {
+		if !s.inflight.awaitingHandlers() {
 			// Every message out was acked or nacked already: settle them
 			// and close the channel before Close returns.
 			s.finish()
@@ -301,74 +358,9 @@ wait:
 	s.logger.Info("Subscription closed", nil)
 }
 
-func (s *subscription) track(pe *pendingEntry) {
-	s.inflightMu.Lock()
-	defer s.inflightMu.Unlock()
-	if s.inflight[pe.stream] == nil {
-		s.inflight[pe.stream] = map[string]*pendingEntry{}
-	}
-	s.inflight[pe.stream][pe.id] = pe
-}
-
-// untrack stops holding pe; false when it was not held.
-func (s *subscription) untrack(pe *pendingEntry) bool {
-	s.inflightMu.Lock()
-	defer s.inflightMu.Unlock()
-	if _, held := s.inflight[pe.stream][pe.id]; !held {
-		return false
-	}
-	delete(s.inflight[pe.stream], pe.id)
-	return true
-}
-
-// inflightIDs lists the entries held, by stream.
-func (s *subscription) inflightIDs() map[string][]string {
-	s.inflightMu.Lock()
-	defer s.inflightMu.Unlock()
-	ids := map[string][]string{}
-	for stream, entries := range s.inflight {
-		for id := range entries {
-			ids[stream] = append(ids[stream], id)
-		}
-	}
-	return ids
-}
-
-// awaitingHandlers tells whether a message out with a handler is neither
-// acked nor nacked yet. Only once the dispatcher ended.
-func (s *subscription) awaitingHandlers() bool {
-	s.inflightMu.Lock()
-	defer s.inflightMu.Unlock()
-	for _, byID := range s.inflight {
-		for _, pe := range byID {
-			if !pe.out.Load() || pe.handedOut == nil {
-				continue
-			}
-			select {
-			case <-pe.handedOut.Acked():
-			case <-pe.handedOut.Nacked():
-			default:
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// notHandedOut lists the entries held that no handler has.
-func (s *subscription) notHandedOut() []*pendingEntry {
-	s.inflightMu.Lock()
-	defer s.inflightMu.Unlock()
-	var entries []*pendingEntry
-	for _, byID := range s.inflight {
-		for _, pe := range byID {
-			if !pe.out.Load() {
-				entries = append(entries, pe)
-			}
-		}
-	}
-	return entries
-}
+// handlersStalled tells whether the dispatcher gave entries back because
+// nobody took them, and no handler took one since.
+func (s *subscription) handlersStalled() bool { return s.stalled.Load() }
 
 // giveBack stops holding entries that no handler has and marks them idle for
 // MaxIdleTime, so the group's claimers take them at their next pass.
@@ -379,7 +371,7 @@ func (s *subscription) giveBack(entries []*pendingEntry) {
 	ids := map[string][]string{}
 	released := 0
 	for _, pe := range entries {
-		if !s.untrack(pe) {
+		if !s.inflight.untrack(pe) {
 			continue // given back meanwhile by another path
 		}
 		ids[pe.stream] = append(ids[pe.stream], pe.id)
@@ -391,7 +383,7 @@ func (s *subscription) giveBack(entries []*pendingEntry) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	if _, err := s.setIdle(ctx, s.config().MaxIdleTime, ids); err != nil {
+	if _, err := s.keeper.setIdle(ctx, s.config().MaxIdleTime, ids); err != nil {
 		s.logger.Error("Could not give entries back to the group; others claim them after MaxIdleTime", err, nil)
 	}
 }
@@ -403,18 +395,22 @@ func (s *subscription) settle(pe *pendingEntry) {
 		pe.ackedLocally.Store(true)
 		s.acker.add(pe.stream, pe.id)
 	}
-	if s.untrack(pe) {
+	if s.inflight.untrack(pe) {
 		s.releaseSlots(1)
 	}
 }
 
-// deleteSettled reports whether a settled entry of stream is deleted as well
-// as acked: entries of the group's private retry stream are, nobody else
-// reads them.
-func (s *subscription) deleteSettled(stream string) bool {
-	return stream == s.retryStream && s.retryStream != ""
-}
-
-func (s *subscription) entryFields(stream, id string) watermill.LogFields {
-	return watermill.LogFields{"stream": stream, "entry_id": id}
+// poisonOverDelivered moves an own pending entry delivered too many times to
+// the poison stream. When that fails it stays pending, undelivered, and the
+// claimer poisons it after MaxIdleTime.
+func (s *subscription) poisonOverDelivered(stream string, entry redis.XMessage, delivered int64) {
+	if len(entry.Values) == 0 {
+		// Deleted meanwhile: nothing to keep, ack it away.
+		s.acker.add(stream, entry.ID)
+		return
+	}
+	if err := s.poisoner.poisonCrashLoop(s.ctx, stream, entry.ID, entry.Values, delivered); err != nil {
+		s.logger.Error("Could not poison an entry delivered too many times; it stays pending", err,
+			watermill.LogFields{"stream": stream, "entry_id": entry.ID, "deliveries": delivered})
+	}
 }

@@ -37,19 +37,19 @@ func (s *subscription) startTrimming() error {
 // deleted from the stream (by a MAXLEN cap, XTRIM or XDEL by someone else),
 // so they are reported without a line per entry.
 type trimmedAwayLog struct {
+	logger   watermill.LoggerAdapter
 	mu       sync.Mutex
 	count    map[string]int
 	lastLog  time.Time
 	reported bool
 }
 
-// noteTrimmedAway records n entries of stream found gone, and logs the count
-// gathered since the last line at most every trimmedAwayLogInterval.
-func (s *subscription) noteTrimmedAway(stream string, n int) {
+// note records n entries of stream found gone, and logs the count gathered
+// since the last line at most every trimmedAwayLogInterval.
+func (l *trimmedAwayLog) note(stream string, n int) {
 	if n <= 0 {
 		return
 	}
-	l := &s.trimmedAway
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.count == nil {
@@ -64,7 +64,7 @@ func (s *subscription) noteTrimmedAway(stream string, n int) {
 		if l.reported {
 			fields["since"] = l.lastLog.UTC().Format(time.RFC3339)
 		}
-		s.logger.Info("Entries of the consumer group were deleted from the stream before they were acked (a MAXLEN cap, XTRIM or XDEL): their messages are lost; acked them away", fields)
+		l.logger.Info("Entries of the consumer group were deleted from the stream before they were acked (a MAXLEN cap, XTRIM or XDEL): their messages are lost; acked them away", fields)
 	}
 	clear(l.count)
 	l.lastLog = time.Now()

@@ -562,11 +562,11 @@ func TestDelayedMoverChildProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewDelayedMover: %v", err)
 	}
-	counter := delayedCountMoves(mover)
+	counter := delayedCountMoves(t, mover)
 	if err := mover.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	if _, ok := mover.TestSignals.Polled.WaitOrTimeout(delayedWait); !ok {
+	if !counter.waitPolled(delayedWait) {
 		t.Fatal("the mover never polled")
 	}
 	fmt.Println(delayedChildReadyLine)
@@ -575,35 +575,58 @@ func TestDelayedMoverChildProcess(t *testing.T) {
 	fmt.Printf("%s%d\n", delayedChildMovedLine, counter.stop())
 }
 
-// delayedMoveCounter adds up a mover's Moved signals.
+// delayedMoveCounter adds up a mover's Moved signals and notes its first
+// poll, taking every signal the mover sends so none fills.
 type delayedMoveCounter struct {
-	mover *redrive.DelayedMover
-	total atomic.Int64
-	quit  chan struct{}
-	done  chan struct{}
+	mover  *redrive.DelayedMover
+	total  atomic.Int64
+	polled chan struct{}
+	quit   chan struct{}
+	done   chan struct{}
 }
 
 // delayedCountMoves initialises the mover's test signals (before Start) and
 // counts what it moves until stop.
-func delayedCountMoves(m *redrive.DelayedMover) *delayedMoveCounter {
-	m.TestSignals.Moved.Init()
-	m.TestSignals.Polled.Init()
-	c := &delayedMoveCounter{mover: m, quit: make(chan struct{}), done: make(chan struct{})}
+func delayedCountMoves(t testing.TB, m *redrive.DelayedMover) *delayedMoveCounter {
+	m.TestSignals.Moved.Init(t)
+	m.TestSignals.Polled.Init(t)
+	c := &delayedMoveCounter{mover: m, polled: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
+		firstPoll := true
 		for {
-			if n, ok := m.TestSignals.Moved.WaitOrTimeout(20 * time.Millisecond); ok {
-				c.total.Add(int64(n))
-				continue
-			}
 			select {
+			case n := <-m.TestSignals.Moved.C():
+				c.total.Add(int64(n))
+			case <-m.TestSignals.Polled.C():
+				if firstPoll {
+					close(c.polled)
+					firstPoll = false
+				}
 			case <-c.quit:
-				return
-			default:
+				// The mover stopped: take what it sent last.
+				for {
+					select {
+					case n := <-m.TestSignals.Moved.C():
+						c.total.Add(int64(n))
+					default:
+						return
+					}
+				}
 			}
 		}
 	}()
 	return c
+}
+
+// waitPolled tells whether the mover polled within timeout.
+func (c *delayedMoveCounter) waitPolled(timeout time.Duration) bool {
+	select {
+	case <-c.polled:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 // stop returns the total; call it after the mover was stopped, so no signal
@@ -791,7 +814,7 @@ func TestDelayedManyMoversMoveEachMessageOnce(t *testing.T) {
 	counters := make([]*delayedMoveCounter, delayedInProcessMovers)
 	for i := range movers {
 		movers[i] = delayedNewMover(t, keys, delayedMoverBatch)
-		counters[i] = delayedCountMoves(movers[i])
+		counters[i] = delayedCountMoves(t, movers[i])
 	}
 	for i, m := range movers {
 		if err := m.Start(context.Background()); err != nil {
@@ -802,8 +825,8 @@ func TestDelayedManyMoversMoveEachMessageOnce(t *testing.T) {
 	for _, c := range children {
 		c.waitLine(t, delayedChildReadyLine)
 	}
-	for i, m := range movers {
-		if _, ok := m.TestSignals.Polled.WaitOrTimeout(delayedWait); !ok {
+	for i, c := range counters {
+		if !c.waitPolled(delayedWait) {
 			t.Fatalf("mover %d never polled", i)
 		}
 	}
@@ -853,7 +876,7 @@ func TestDelayedMoverRestartLosesNothing(t *testing.T) {
 
 	// A first mover moves some, then stops.
 	first := delayedNewMover(t, keys, 10)
-	first.TestSignals.Moved.Init()
+	first.TestSignals.Moved.Init(t)
 	if err := first.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -901,7 +924,7 @@ func TestDelayedMoverRestartLosesNothing(t *testing.T) {
 
 	// A new mover, started later, moves the rest.
 	second := delayedNewMover(t, keys, delayedMoverBatch)
-	secondCount := delayedCountMoves(second)
+	secondCount := delayedCountMoves(t, second)
 	if err := second.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/redistest"
 )
 
 // waitTimeout bounds every wait for a condition. It is generous because the
@@ -257,13 +258,7 @@ func (c *collector) deliveries() []string {
 // waitUnique waits until the collector saw n distinct messages.
 func (c *collector) waitUnique(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for c.unique() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %d distinct messages: have %d", waitTimeout, n, c.unique())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	redistest.WaitFor(t, waitTimeout, func() bool { return c.unique() >= n }, "%d distinct messages", n)
 }
 
 // sameSet fails the test unless got and want hold the same strings.

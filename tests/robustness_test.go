@@ -296,12 +296,7 @@ func TestSlowHandlerNotDuplicated(t *testing.T) {
 		// Only the other subscriber claims.
 		ClaimInterval: time.Hour,
 	}, nil)
-	var held *message.Message
-	select {
-	case held = <-subscribe(t, slow, topic):
-	case <-time.After(waitTimeout):
-		t.Fatal("slow subscriber got nothing")
-	}
+	held, _ := await(t, subscribe(t, slow, topic), "a message for the slow subscriber")
 	if held.UUID != slowMsg.UUID {
 		t.Fatalf("slow subscriber got %s, want %s", held.UUID, slowMsg.UUID)
 	}
@@ -521,6 +516,8 @@ func TestRedisRestartUnderSubscriber(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t, redistest.ServerOptions{AppendOnly: true})
 	client := srv.Client(t)
+	failed := &failedCommands{byName: map[string]int{}}
+	client.AddHook(failed)
 	topic := redistest.RandomTopic("restart-")
 	const group = "g"
 	logger := newRecordingLogger()
@@ -546,9 +543,12 @@ func TestRedisRestartUnderSubscriber(t *testing.T) {
 	redistest.WaitFor(t, waitTimeout, func() bool {
 		return len(logger.matching("error", "Reading the stream failed")) > 0
 	}, "the subscriber noticed the outage")
-	// The outage lasts long enough for a reader that retried at a fixed pace
-	// to log dozens of lines (redisstream logs every 500ms per loop).
-	time.Sleep(3 * time.Second)
+	// The outage lasts until the reader failed again and again: one that
+	// logged every failure (redisstream logs every 500ms per loop) would
+	// have written a line each time.
+	const readFailures = 5
+	redistest.WaitFor(t, waitTimeout, func() bool { return failed.count("xreadgroup") >= readFailures },
+		"%d failed reads during the outage", readFailures)
 	srv.Restart()
 
 	// Right after a restart the client may still answer with the last dial
@@ -574,6 +574,37 @@ func TestRedisRestartUnderSubscriber(t *testing.T) {
 		}
 		t.Errorf("%d error lines for one outage of a few seconds", n)
 	}
+}
+
+// failedCommands is a go-redis hook that counts the commands that failed,
+// by name.
+type failedCommands struct {
+	mu     sync.Mutex
+	byName map[string]int
+}
+
+func (f *failedCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (f *failedCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err != nil && !errors.Is(err, redis.Nil) {
+			f.mu.Lock()
+			f.byName[strings.ToLower(cmd.Name())]++
+			f.mu.Unlock()
+		}
+		return err
+	}
+}
+
+func (f *failedCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (f *failedCommands) count(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.byName[name]
 }
 
 // TestGroupRecreatedAfterStreamDeleted: deleting the stream deletes its
@@ -604,20 +635,32 @@ func TestGroupRecreatedAfterStreamDeleted(t *testing.T) {
 	}
 }
 
+// await returns the next value from ch, or ok false when ch is closed, and
+// fails the test when neither happens within waitTimeout; what names what
+// is awaited. Every wait on a channel in these tests goes through it.
+func await[T any](t *testing.T, ch <-chan T, what string) (v T, ok bool) {
+	t.Helper()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	select {
+	case v, ok = <-ch:
+		return v, ok
+	case <-timer.C:
+		t.Fatalf("timed out after %s waiting for %s", waitTimeout, what)
+		return v, false
+	}
+}
+
 // receiveN takes n messages from msgs without acking them.
 func receiveN(t *testing.T, msgs <-chan *message.Message, n int) []*message.Message {
 	t.Helper()
 	out := make([]*message.Message, 0, n)
 	for len(out) < n {
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				t.Fatalf("channel closed after %d of %d messages", len(out), n)
-			}
-			out = append(out, m)
-		case <-time.After(waitTimeout):
-			t.Fatalf("got %d of %d messages", len(out), n)
+		m, ok := await(t, msgs, fmt.Sprintf("message %d of %d", len(out)+1, n))
+		if !ok {
+			t.Fatalf("channel closed after %d of %d messages", len(out), n)
 		}
+		out = append(out, m)
 	}
 	return out
 }
@@ -647,13 +690,8 @@ func TestCloseDoesNotWaitForInFlight(t *testing.T) {
 
 	closed := make(chan error, 1)
 	go func() { closed <- sub.Close() }()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("Close waited for handed-out messages")
+	if err, _ := await(t, closed, "Close to return without waiting for handed-out messages"); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 	for _, m := range inFlight {
 		if err := m.Context().Err(); err != nil {
@@ -663,13 +701,8 @@ func TestCloseDoesNotWaitForInFlight(t *testing.T) {
 	}
 	// The channel closes once the messages out were settled and their acks
 	// sent, as a Router waiting for it expects.
-	select {
-	case _, open := <-msgs:
-		if open {
-			t.Fatal("a message was handed out after Close")
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("message channel still open after every message was acked")
+	if _, open := await(t, msgs, "the message channel to close after every message was acked"); open {
+		t.Fatal("a message was handed out after Close")
 	}
 	if n := pendingCount(t, client, topic, group); n != 0 {
 		t.Fatalf("%d entries pending when the channel closed: acks made after Close not flushed first", n)
@@ -707,11 +740,7 @@ func TestCloseReleasesUnacked(t *testing.T) {
 	// Close does not wait for handed-out messages; CloseTimeout after it,
 	// their contexts are cancelled and they go back to the group.
 	for _, m := range got[6:] {
-		select {
-		case <-m.Context().Done():
-		case <-time.After(waitTimeout):
-			t.Fatalf("message %s: context not cancelled when CloseTimeout ran out", m.UUID)
-		}
+		await(t, m.Context().Done(), "message "+m.UUID+"'s context to be cancelled when CloseTimeout ran out")
 	}
 	redistest.WaitFor(t, waitTimeout, func() bool {
 		p := pendingEntries(t, client, topic, group)
@@ -1095,18 +1124,14 @@ func TestNackDoesNotBlockOthers(t *testing.T) {
 	got := map[string]bool{}
 	nacks := 0
 	for len(got) < len(good) {
-		select {
-		case m := <-msgs:
-			if m.UUID == bad.UUID {
-				nacks++
-				m.Nack()
-				continue
-			}
-			got[m.UUID] = true
-			m.Ack()
-		case <-time.After(waitTimeout):
-			t.Fatalf("%d of %d messages behind a nacked one arrived", len(got), len(good))
+		m, _ := await(t, msgs, fmt.Sprintf("message %d of %d behind a nacked one", len(got)+1, len(good)))
+		if m.UUID == bad.UUID {
+			nacks++
+			m.Nack()
+			continue
 		}
+		got[m.UUID] = true
+		m.Ack()
 	}
 	if nacks != 1 {
 		t.Fatalf("the failing message was delivered %d times before its redelivery time", nacks)

@@ -345,7 +345,7 @@ func TestTrimmerService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trimmer.TestSignals.Trimmed.Init()
+	trimmer.TestSignals.Trimmed.Init(t)
 	if err := trimmer.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

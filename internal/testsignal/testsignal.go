@@ -1,55 +1,91 @@
 // Package testsignal lets background services tell tests that something
 // happened, so tests wait on events instead of sleeping. It follows the
 // pattern River uses in its maintenance services: a signal is a no-op until a
-// test calls Init, so production code pays nothing for it.
+// test calls Init, so production code pays nothing for it, and a test that
+// lets a signal's buffer fill fails instead of silently missing values.
 package testsignal
 
 import (
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// Signal carries values of type T from a service to a test.
+// TB is the part of testing.TB a signal uses. The package does not import
+// testing, so the services that carry signals do not link it into programs.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// bufferSize is how many values a signal holds for a test that has not
+// taken them yet. A test whose service outruns it gets an error, not a
+// stalled service.
+const bufferSize = 1000
+
+// Signal carries values of type T from a service to a test. Its zero value
+// is ready: an uninitialised signal costs a service one atomic load.
 type Signal[T any] struct {
-	mu sync.Mutex
+	enabled atomic.Pointer[enabled[T]]
+}
+
+// enabled is a signal a test initialised.
+type enabled[T any] struct {
 	ch chan T
+	tb TB
 }
 
-// Init enables the signal. Only tests call it.
-func (s *Signal[T]) Init() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.ch = make(chan T, 1000)
+// Init enables the signal for the test tb. Only tests call it, before the
+// service starts.
+func (s *Signal[T]) Init(tb TB) {
+	s.enabled.Store(&enabled[T]{ch: make(chan T, bufferSize), tb: tb})
 }
 
-// Signal sends v if the signal was initialised. It never blocks: a test that
-// stops listening must not stall the service.
+// Signal sends v if the signal was initialised. It never blocks: a full
+// buffer fails the test that initialised the signal (a test must take every
+// value it asked for, or stop the service) and v is dropped.
 func (s *Signal[T]) Signal(v T) {
-	s.mu.Lock()
-	ch := s.ch
-	s.mu.Unlock()
-	if ch == nil {
+	e := s.enabled.Load()
+	if e == nil {
 		return
 	}
 	select {
-	case ch <- v:
+	case e.ch <- v:
 	default:
+		e.tb.Errorf("testsignal: a %T signal's buffer of %d values is full: the test does not take the values it asked for (value dropped: %v)", v, bufferSize, v)
 	}
 }
 
 // WaitOrTimeout returns the next value, or false after timeout.
 func (s *Signal[T]) WaitOrTimeout(timeout time.Duration) (T, bool) {
-	s.mu.Lock()
-	ch := s.ch
-	s.mu.Unlock()
 	var zero T
-	if ch == nil {
-		panic("testsignal: WaitOrTimeout on a signal that was not initialised")
-	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
 	select {
-	case v := <-ch:
+	case v := <-s.C():
 		return v, true
-	case <-time.After(timeout):
+	case <-t.C:
 		return zero, false
 	}
+}
+
+// C is the channel the values arrive on, for tests that wait on several
+// things at once.
+func (s *Signal[T]) C() <-chan T {
+	e := s.enabled.Load()
+	if e == nil {
+		panic("testsignal: waiting on a signal that was not initialised")
+	}
+	return e.ch
+}
+
+// Require returns the next value, failing tb (from the test's goroutine)
+// when none arrives within timeout; what names what was awaited.
+func (s *Signal[T]) Require(tb TB, timeout time.Duration, what string) T {
+	tb.Helper()
+	v, ok := s.WaitOrTimeout(timeout)
+	if !ok {
+		tb.Fatalf("testsignal: no %s within %v", what, timeout)
+	}
+	return v
 }
