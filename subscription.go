@@ -53,7 +53,7 @@ type subscription struct {
 	reading     sync.WaitGroup
 	dispatching sync.WaitGroup
 	// handedOut counts messages out with handlers (also in handedOutCount,
-	// which can be read).
+	// which can be read) and the outcome watcher's goroutine while it runs.
 	handedOut      sync.WaitGroup
 	handedOutCount atomic.Int64
 	outcomes       *outcomeWatcher
