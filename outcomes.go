@@ -127,24 +127,35 @@ func (s *subscription) watchOutcomes() {
 
 // lingerForMessages waits a little for more messages to watch. False when
 // the goroutine should end: nothing came, or the subscription is closing.
+// A wake-up may be left over from a message the loop already took, so only
+// a message actually added ends the wait.
 func (s *subscription) lingerForMessages(timer *time.Timer) bool {
 	w := s.outcomes
-	if !s.closing.Load() {
+	waiting := !s.closing.Load()
+	if waiting {
 		timer.Reset(outcomeLinger)
+		defer timer.Stop()
+	}
+	for {
+		w.mu.Lock()
+		if len(w.added) > 0 {
+			w.mu.Unlock()
+			return true
+		}
+		if !waiting {
+			w.running = false
+			w.mu.Unlock()
+			return false
+		}
+		w.mu.Unlock()
 		select {
 		case <-w.wake:
 		case <-timer.C:
+			waiting = false
 		case <-s.stopReading:
+			waiting = false
 		}
-		timer.Stop()
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.added) > 0 {
-		return true
-	}
-	w.running = false
-	return false
 }
 
 // settleIfDone settles d if its message was acked or nacked, and tells
