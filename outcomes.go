@@ -11,11 +11,6 @@ import (
 // delays noticing the outcomes of fast ones by more than this.
 const outcomePollInterval = time.Millisecond
 
-// outcomeLinger is how long an outcome watcher with nothing to watch waits for
-// the next message before its goroutine ends, so a steady flow of messages
-// keeps one goroutine instead of starting one per message.
-const outcomeLinger = 10 * time.Millisecond
-
 // outcomeWatcher observes the Acked and Nacked channels of handed-out
 // messages. Under load handlers settle messages about in the order they took
 // them, so one goroutine waits on the oldest message and, each time it wakes,
@@ -25,9 +20,9 @@ const outcomeLinger = 10 * time.Millisecond
 // outcomePollInterval, each message still out gets a goroutine of its own
 // (awaitOutcome).
 //
-// The watcher's goroutine runs only while it has messages to watch (and
-// lingers briefly after), and counts in handedOut while it runs, so shutdown
-// waits for it as for the messages.
+// The watcher's goroutine starts with the first message handed out and ends
+// once reading stopped and nothing is left to watch; it counts in handedOut
+// while it runs, so shutdown waits for it as for the messages.
 type outcomeWatcher struct {
 	mu      sync.Mutex
 	added   []*delivery
@@ -87,7 +82,7 @@ func (s *subscription) watchOutcomes() {
 		if first == len(watched) {
 			clear(watched)
 			watched, first = watched[:0], 0
-			if !s.lingerForMessages(timer) {
+			if !s.waitForMessages() {
 				return
 			}
 			continue
@@ -125,24 +120,19 @@ func (s *subscription) watchOutcomes() {
 	}
 }
 
-// lingerForMessages waits a little for more messages to watch. False when
-// the goroutine should end: nothing came, or the subscription is closing.
-// A wake-up may be left over from a message the loop already took, so only
-// a message actually added ends the wait.
-func (s *subscription) lingerForMessages(timer *time.Timer) bool {
+// waitForMessages waits for more messages to watch. False when the goroutine
+// should end: reading stopped (or the subscription is closing) and nothing
+// is left to watch. A wake-up may be left over from a message the loop
+// already took, so only a message actually added ends the wait.
+func (s *subscription) waitForMessages() bool {
 	w := s.outcomes
-	waiting := !s.closing.Load()
-	if waiting {
-		timer.Reset(outcomeLinger)
-		defer timer.Stop()
-	}
 	for {
 		w.mu.Lock()
 		if len(w.added) > 0 {
 			w.mu.Unlock()
 			return true
 		}
-		if !waiting {
+		if s.closing.Load() || s.stoppedReading() {
 			w.running = false
 			w.mu.Unlock()
 			return false
@@ -150,10 +140,7 @@ func (s *subscription) lingerForMessages(timer *time.Timer) bool {
 		w.mu.Unlock()
 		select {
 		case <-w.wake:
-		case <-timer.C:
-			waiting = false
 		case <-s.stopReading:
-			waiting = false
 		}
 	}
 }

@@ -71,6 +71,16 @@ func TestOutcomeWatcherSettlesOutOfOrder(t *testing.T) {
 		t.Fatalf("handedOutCount = %d, want 1 (the oldest)", got)
 	}
 	msgs[0].Ack()
+	redistest.WaitFor(t, 5*time.Second, func() bool { return freeSlots(s) == 8 },
+		"every slot free after all were acked (free slots %d)", freeSlots(s))
+	if got := s.handedOutCount.Load(); got != 0 {
+		t.Fatalf("handedOutCount = %d after all were acked", got)
+	}
+	if ids := s.inflight.ids(); len(ids[s.keys.Stream]) != 0 {
+		t.Fatalf("entries still held after all were acked: %v", ids)
+	}
+	// The watcher's goroutine waits for more messages until reading stops.
+	close(s.stopReading)
 	done := make(chan struct{})
 	go func() {
 		s.handedOut.Wait()
@@ -79,13 +89,7 @@ func TestOutcomeWatcherSettlesOutOfOrder(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("handedOut did not end after every message was acked")
-	}
-	if got := freeSlots(s); got != 8 {
-		t.Fatalf("free slots = %d after all were acked, want 8", got)
-	}
-	if ids := s.inflight.ids(); len(ids[s.keys.Stream]) != 0 {
-		t.Fatalf("entries still held after all were acked: %v", ids)
+		t.Fatal("the outcome watcher did not end after reading stopped")
 	}
 }
 
