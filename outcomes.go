@@ -15,8 +15,8 @@ const outcomePollInterval = time.Millisecond
 // messages. Under load handlers settle messages about in the order they took
 // them, so one goroutine waits on the oldest message and, each time it wakes,
 // settles the oldest ones that have an outcome, up to the first still out;
-// most messages are then settled without a goroutine of their own and
-// without parking anything. When the oldest stays out longer than
+// most messages are then settled without a goroutine of their own, several
+// per wake-up. When the oldest stays out longer than
 // outcomePollInterval, each message still out gets a goroutine of its own
 // (awaitOutcome).
 //
