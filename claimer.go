@@ -45,7 +45,12 @@ type claimerConfig struct {
 	// OnTrimmedAway is told of pending entries found deleted from stream
 	// (acked away by the claim).
 	OnTrimmedAway func(stream string, n int)
-	Logger        watermill.LoggerAdapter
+	// StartAfter, when set, holds the first pass back until it is closed:
+	// the reader closes it once it has read this consumer's own pending
+	// entries, which would otherwise include entries claimed meanwhile and
+	// deliver them a second time.
+	StartAfter <-chan struct{}
+	Logger     watermill.LoggerAdapter
 }
 
 // claimTarget is the subscription the claimer claims for: it takes and
@@ -92,7 +97,7 @@ func newClaimer(config claimerConfig, target claimTarget, poisoner crashLoopPois
 func (c *claimer) Start(ctx context.Context) error {
 	// The first pass runs at once: a consumer that joins (after a deploy,
 	// say) takes what others gave back or left behind without waiting.
-	startPeriodicFrom(ctx, &c.Base, 0, c.config.ClaimInterval, c.config.Logger,
+	startPeriodicFrom(ctx, &c.Base, c.config.StartAfter, 0, c.config.ClaimInterval, c.config.Logger,
 		"Claiming idle pending entries failed", c.claimOnce,
 		func(error) { c.TestSignals.Pass.Signal(struct{}{}) })
 	return nil

@@ -33,9 +33,16 @@ type DelayedMoverConfig struct {
 	// Stream is the stream due messages go to, such as KeysFor(topic).Stream.
 	// It must hash to the same Redis Cluster slot as Delayed. Required.
 	Stream string
-	// PollInterval is the longest the mover sleeps. It bounds how late a
-	// message scheduled by another process can be. Default
-	// DefaultDelayedPollInterval.
+	// Topic is the topic Delayed belongs to (Delayed is its delayed set, or
+	// one of its groups' retry sets). When set, the mover listens on the
+	// topic's wake-up channel (Redis Pub/Sub), so a message scheduled by
+	// another process wakes it at its due time, and announces there the next
+	// due time it knows of when it stops, so another process's mover takes
+	// over. Without it, PollInterval bounds how late a message scheduled by
+	// another process can be: set a short one.
+	Topic string
+	// PollInterval is the longest the mover sleeps: a safety net for
+	// wake-ups that were lost. Default DefaultDelayedPollInterval.
 	PollInterval time.Duration
 	// BatchSize is the most messages moved per call. Default
 	// DefaultDelayedBatchSize.
@@ -76,10 +83,11 @@ func (c *DelayedMoverConfig) Validate() error {
 }
 
 // DelayedMover is the service that moves due delayed messages from a sorted
-// set into their stream. It sleeps until the next due time, wakes early when
-// this process schedules an earlier message, and otherwise polls every
-// PollInterval. Any number of movers may run on the same set, in one process
-// or many: each message enters the stream exactly once.
+// set into their stream. It sleeps until the next due time and wakes early
+// when this process, or with Topic set any process, schedules an earlier
+// message; it also polls every PollInterval, in case a wake-up was lost. Any
+// number of movers may run on the same set, in one process or many: each
+// message enters the stream exactly once.
 //
 // Subscribers run movers for their topic by themselves; run one directly when
 // no redrive subscriber reads the stream.
@@ -88,6 +96,11 @@ type DelayedMover struct {
 
 	config DelayedMoverConfig
 	logger watermill.LoggerAdapter
+	// listensElsewhere is set when a Subscriber's wake-up listener serves
+	// the mover, which then needs no listener of its own; ownWakeups is the
+	// mover's own listener otherwise (with Topic set).
+	listensElsewhere bool
+	ownWakeups       *wakeupListener
 
 	// TestSignals is for redrive's own tests, in this package and in tests/,
 	// which wait on the mover's work instead of sleeping. Applications have
@@ -131,21 +144,53 @@ func (m *DelayedMover) Start(ctx context.Context) error {
 		return nil
 	}
 	wake := processWakeups.listen(m.config.Delayed)
+	var own *wakeupListener
+	if m.config.Topic != "" && !m.listensElsewhere {
+		own = newWakeupListener(m.config.Client, m.logger)
+		own.add(m.config.Topic, []string{m.config.Delayed})
+		m.ownWakeups = own
+	}
 	go func() {
 		defer close(stopped)
 		defer processWakeups.forget(m.config.Delayed, wake)
-		m.run(ctx, wake)
+		if own != nil {
+			defer own.close()
+		}
+		next := m.run(ctx, wake)
+		m.handOver(next)
 	}()
 	return nil
 }
 
-func (m *DelayedMover) run(ctx context.Context, wake chan time.Time) {
+// handOverTimeout bounds the wake-up a stopping mover sends.
+const handOverTimeout = 2 * time.Second
+
+// handOver tells the movers of other processes, when this one stops, that a
+// message waits until next (zero: none known), so the one that moves it is
+// not asleep for PollInterval.
+func (m *DelayedMover) handOver(next time.Time) {
+	if next.IsZero() || m.config.Topic == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handOverTimeout)
+	defer cancel()
+	if err := announceWakeup(ctx, m.config.Client, m.config.Topic, m.config.Delayed, next).Err(); err != nil {
+		m.logger.Debug("Could not hand the next due time over to other processes' movers", watermill.LogFields{"err": err.Error()})
+	}
+}
+
+// run moves due messages until ctx ends, and returns the earliest due time
+// it knows of then (zero when none).
+func (m *DelayedMover) run(ctx context.Context, wake chan time.Time) (nextDue time.Time) {
 	pauses := errorbackoff.New(moverErrorBackoff, moverMaxErrorBackoff)
 	failures := newErrorLog(m.logger, "Moving delayed messages failed")
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		moved, next, err := m.MoveDue(ctx, time.Now())
+		if err == nil {
+			nextDue = next
+		}
 		m.TestSignals.Polled.Signal(struct{}{})
 		if moved > 0 {
 			m.TestSignals.Moved.Signal(moved)
@@ -154,7 +199,7 @@ func (m *DelayedMover) run(ctx context.Context, wake chan time.Time) {
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
-				return
+				return nextDue
 			}
 			failures.failed(err)
 			sleep = pauses.Failed()
@@ -169,24 +214,30 @@ func (m *DelayedMover) run(ctx context.Context, wake chan time.Time) {
 				sleep = min(sleep, time.Until(next))
 			}
 		}
-		if !m.sleep(ctx, wake, timer, max(sleep, 0)) {
-			return
+		var awake bool
+		nextDue, awake = m.sleep(ctx, wake, timer, max(sleep, 0), nextDue)
+		if !awake {
+			return nextDue
 		}
 	}
 }
 
-// sleep waits for d, or less when this process schedules a message due
-// earlier. It returns false when ctx ends.
-func (m *DelayedMover) sleep(ctx context.Context, wake chan time.Time, timer *time.Timer, d time.Duration) bool {
+// sleep waits for d, or less when a wake-up announces a message due
+// earlier. It returns the earliest due time known (nextDue, or an earlier
+// one announced), and false when ctx ends.
+func (m *DelayedMover) sleep(ctx context.Context, wake chan time.Time, timer *time.Timer, d time.Duration, nextDue time.Time) (time.Time, bool) {
 	wakeAt := time.Now().Add(d)
 	timer.Reset(d)
 	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return nextDue, false
 		case <-timer.C:
-			return true
+			return nextDue, true
 		case due := <-wake:
+			if nextDue.IsZero() || due.Before(nextDue) {
+				nextDue = due
+			}
 			if due.Before(wakeAt) {
 				wakeAt = due
 				timer.Reset(max(time.Until(due), 0))

@@ -125,6 +125,14 @@ func (d *Delivery) Requeue(ctx context.Context, msg *message.Message, dueAt time
 	d.entry.settled.Store(true)
 	if scheduled {
 		processWakeups.notify(delayedKey, dueAt)
+		if !processWakeups.listening(delayedKey) {
+			// No mover of the group runs here (DisableDelayedMover): wake
+			// those of other processes. A mover that runs here moves it, or
+			// hands it over to them when it stops.
+			if err := announceWakeup(ctx, s.Client, s.Topic, delayedKey, dueAt).Err(); err != nil {
+				s.Logger.Debug("Could not announce a retry to other processes' movers; they find it at their next poll", watermill.LogFields{"err": err.Error()})
+			}
+		}
 	} else {
 		s.Logger.Info("Not requeued: the entry was already settled by another consumer", watermill.LogFields{"stream": d.Stream, "entry_id": d.EntryID})
 	}

@@ -30,7 +30,7 @@ func newTestSubscription(t *testing.T, config SubscriberConfig) *subscription {
 		t.Fatal(err)
 	}
 	ctx := context.WithValue(context.Background(), testContextKey{}, "from Subscribe")
-	return newSubscription(ctx, &config, watermill.NopLogger{}, "outcomes-test")
+	return newSubscription(ctx, &config, watermill.NopLogger{}, nil, "outcomes-test")
 }
 
 // handOutTest takes a slot for entry id, hands out a message for it as the

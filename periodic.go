@@ -15,12 +15,12 @@ import (
 // without flooding. after, when set, runs after every pass with its error.
 func startPeriodic(ctx context.Context, base *startstop.Base, interval time.Duration, logger watermill.LoggerAdapter,
 	failureMsg string, pass func(context.Context) error, after func(error)) {
-	startPeriodicFrom(ctx, base, interval, interval, logger, failureMsg, pass, after)
+	startPeriodicFrom(ctx, base, nil, interval, interval, logger, failureMsg, pass, after)
 }
 
 // startPeriodicFrom is startPeriodic with the first pass after first instead
-// of after one interval.
-func startPeriodicFrom(ctx context.Context, base *startstop.Base, first, interval time.Duration, logger watermill.LoggerAdapter,
+// of after one interval, counted once ready is closed (nil: at once).
+func startPeriodicFrom(ctx context.Context, base *startstop.Base, ready <-chan struct{}, first, interval time.Duration, logger watermill.LoggerAdapter,
 	failureMsg string, pass func(context.Context) error, after func(error)) {
 	ctx, shouldStart, stopped := base.StartInit(ctx)
 	if !shouldStart {
@@ -28,6 +28,13 @@ func startPeriodicFrom(ctx context.Context, base *startstop.Base, first, interva
 	}
 	go func() {
 		defer close(stopped)
+		if ready != nil {
+			select {
+			case <-ready:
+			case <-ctx.Done():
+				return
+			}
+		}
 		failures := newErrorLog(logger, failureMsg)
 		timer := time.NewTimer(first)
 		defer timer.Stop()

@@ -52,6 +52,10 @@ type Publisher struct {
 	// included, so Close waits for them.
 	closeMu sync.RWMutex
 	closed  bool
+
+	// wakeupFailures logs failed wake-ups of delayed messages (their
+	// messages are stored: the movers' polls find them).
+	wakeupFailures *syncErrorLog
 }
 
 // NewPublisher creates a Publisher.
@@ -63,7 +67,11 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Publisher{config: config, logger: logger}, nil
+	return &Publisher{
+		config:         config,
+		logger:         logger,
+		wakeupFailures: newSyncErrorLog(logger, "Announcing delayed messages to the movers of other processes failed; they find them at their next DelayedPollInterval"),
+	}, nil
 }
 
 // outgoing is one message ready to send: an XADD to its stream, or a ZADD to
@@ -102,7 +110,8 @@ func (o outgoing) write(ctx context.Context, c redis.Cmdable) redis.Cmder {
 }
 
 // announce wakes this process's movers of a delayed message once it is
-// stored, so it is moved on time.
+// stored, so it is moved on time; other processes' movers learn of it from
+// the PUBLISH that follows its ZADD (see sendPipeline).
 func (o outgoing) announce() {
 	if o.delayedKey != "" {
 		processWakeups.notify(o.delayedKey, o.dueAt)
@@ -273,7 +282,7 @@ func (p *Publisher) handOver() {
 }
 
 func (p *Publisher) send(batch []*publishRequest) {
-	if len(batch) == 1 && len(batch[0].msgs) == 1 && p.config.WaitReplicas == 0 {
+	if len(batch) == 1 && len(batch[0].msgs) == 1 && p.config.WaitReplicas == 0 && batch[0].msgs[0].delayedKey == "" {
 		p.sendOne(batch[0])
 		return
 	}
@@ -335,10 +344,26 @@ func (p *Publisher) sendPipeline(client interface{ Pipeline() redis.Pipeliner },
 	ctx := context.Background()
 	pipe := client.Pipeline()
 	cmds := make([][]redis.Cmder, len(batch))
+	// earliest is the first due time per delayed set of the batch: one
+	// wake-up each tells the movers of every process.
+	var earliest map[string]outgoing
 	for i, req := range batch {
 		for _, o := range req.msgs {
 			cmds[i] = append(cmds[i], o.write(ctx, pipe))
+			if o.delayedKey == "" {
+				continue
+			}
+			if first, seen := earliest[o.delayedKey]; !seen || o.dueAt.Before(first.dueAt) {
+				if earliest == nil {
+					earliest = map[string]outgoing{}
+				}
+				earliest[o.delayedKey] = o
+			}
 		}
+	}
+	wakeups := make([]*redis.IntCmd, 0, len(earliest))
+	for _, o := range earliest {
+		wakeups = append(wakeups, announceWakeup(ctx, pipe, o.topic, o.delayedKey, o.dueAt))
 	}
 	var wait *redis.Cmd
 	if p.config.WaitReplicas > 0 {
@@ -353,6 +378,13 @@ func (p *Publisher) sendPipeline(client interface{ Pipeline() redis.Pipeliner },
 	_, execErr := pipe.Exec(ctx)
 	if execErr == nil {
 		execErr = errNoReply
+	}
+	for _, w := range wakeups {
+		if err := w.Err(); err != nil {
+			p.wakeupFailures.failed(err)
+		} else {
+			p.wakeupFailures.succeeded()
+		}
 	}
 	waitErr := p.waitError(wait, execErr)
 	failed = waitErr != nil && !errors.Is(waitErr, ErrNotReplicated)

@@ -37,6 +37,14 @@ func (s *subscription) acquireSlots(want int) int {
 func (s *subscription) waitSlots(ctx context.Context, want int) int {
 	select {
 	case <-s.slots:
+		return 1 + s.tryAcquireSlots(want-1)
+	default:
+	}
+	// A blocking read holds its slots for as long as it blocks, which may
+	// be long: it is cut short, and none starts until this one got a slot.
+	defer s.reader.waitingForSlot()()
+	select {
+	case <-s.slots:
 	case <-s.stopReading:
 		return 0
 	case <-ctx.Done():
@@ -65,10 +73,17 @@ func (s *subscription) releaseSlots(n int) {
 	}
 }
 
+// finishOwnPending tells the claimer the reader is done with this consumer's
+// own pending entries.
+func (s *subscription) finishOwnPending() {
+	s.ownPendingOnce.Do(func() { close(s.ownPendingRead) })
+}
+
 func (s *subscription) readLoop() {
 	defer s.reading.Done()
 	// Entries the last read brought after shutdown gave back what was held.
 	defer func() { s.giveBack(s.inflight.notHandedOut()) }()
+	defer s.finishOwnPending()
 	failures := newErrorLog(s.logger, "Reading the stream failed")
 	pauses := errorbackoff.New(readErrorBackoff, readErrorBackoffMax)
 	history := s.group != ""
@@ -114,6 +129,7 @@ func (s *subscription) readLoop() {
 		}
 		if history && got == 0 {
 			history = false
+			s.finishOwnPending()
 		}
 		var overDelivered map[string]map[string]int64
 		if history {
@@ -155,34 +171,51 @@ func (s *subscription) readLoop() {
 
 func (s *subscription) read(count int, history bool, historyFrom map[string]string) ([]redis.XStream, error) {
 	c := s.config()
+	block := s.reader.blockTime(c.BlockTime)
+	if history {
+		block = -1
+	}
+	lease, ok, err := s.reader.acquire(s.ctx, block >= 0)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		// Closed, or interrupted before the read went out: nothing read.
+		return nil, redis.Nil
+	}
+	var streams []redis.XStream
 	if s.group == "" {
-		return s.client.XRead(s.ctx, &redis.XReadArgs{
+		streams, err = lease.client.XRead(s.ctx, &redis.XReadArgs{
 			Streams: []string{s.keys.Stream, s.fanOutLastID},
 			Count:   int64(count),
-			Block:   c.BlockTime,
+			Block:   block,
 		}).Result()
-	}
-	streams := s.streams()
-	args := &redis.XReadGroupArgs{
-		Group:    s.group,
-		Consumer: c.Consumer,
-		Count:    int64(count),
-		Block:    c.BlockTime,
-	}
-	args.Streams = append(args.Streams, streams...)
-	for _, st := range streams {
-		if history {
-			// This consumer's own pending entries, left by an earlier process
-			// with the same Consumer name: finish them first.
-			args.Streams = append(args.Streams, historyFrom[st])
-		} else {
-			args.Streams = append(args.Streams, ">")
+	} else {
+		args := &redis.XReadGroupArgs{
+			Group:    s.group,
+			Consumer: c.Consumer,
+			Count:    int64(count),
+			Block:    block,
 		}
+		args.Streams = append(args.Streams, s.streams()...)
+		for _, st := range s.streams() {
+			if history {
+				// This consumer's own pending entries, left by an earlier
+				// process with the same Consumer name: finish them first.
+				args.Streams = append(args.Streams, historyFrom[st])
+			} else {
+				args.Streams = append(args.Streams, ">")
+			}
+		}
+		streams, err = lease.client.XReadGroup(s.ctx, args).Result()
 	}
-	if history {
-		args.Block = -1
+	if s.reader.release(lease, err) && err != nil {
+		// Cut short (Close, or a service waits for the slots): the reply is
+		// lost; entries Redis assigned in it stay pending for this consumer
+		// until released at finish, or claimed after MaxIdleTime.
+		return nil, redis.Nil
 	}
-	return s.client.XReadGroup(s.ctx, args).Result()
+	return streams, err
 }
 
 func (s *subscription) stoppedReading() bool {

@@ -34,6 +34,9 @@ type Subscriber struct {
 	closed        bool
 	subscriptions sync.WaitGroup
 	closing       chan struct{}
+	// wakeups receives the wake-ups of the topics' delayed messages for the
+	// movers of every subscription.
+	wakeups *wakeupListener
 
 	versionOnce sync.Once
 	versionErr  error
@@ -49,7 +52,12 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Subscriber{config: config, logger: logger, closing: make(chan struct{})}, nil
+	return &Subscriber{
+		config:  config,
+		logger:  logger,
+		closing: make(chan struct{}),
+		wakeups: newWakeupListener(config.Client, logger),
+	}, nil
 }
 
 // Subscribe starts reading topic. The channel is closed when ctx ends or the
@@ -87,7 +95,7 @@ func (s *Subscriber) subscribe(ctx context.Context, topic string) (*subscription
 	if err := s.checkServerVersion(ctx); err != nil {
 		return nil, err
 	}
-	sub := newSubscription(ctx, &s.config, s.logger, topic)
+	sub := newSubscription(ctx, &s.config, s.logger, s.wakeups, topic)
 	if sub.group != "" {
 		if err := sub.createGroups(ctx); err != nil {
 			return nil, err
@@ -112,7 +120,7 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	if err := s.checkServerVersion(ctx); err != nil {
 		return err
 	}
-	return newSubscription(ctx, &s.config, s.logger, topic).createGroups(ctx)
+	return newSubscription(ctx, &s.config, s.logger, s.wakeups, topic).createGroups(ctx)
 }
 
 // Close stops every subscription: reading stops and entries read ahead go back
@@ -120,7 +128,9 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 // messages out with handlers (a reader that stopped reading may never ack
 // them): their acks still reach Redis, their contexts stay alive while they
 // keep being settled (see CloseTimeout), and each subscription's channel
-// closes after them. It is idempotent and does not close the Redis client.
+// closes after them. A read blocked in Redis ends at once: it runs on a
+// connection of the subscription's own. It is idempotent and does not close
+// the Redis client.
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -131,6 +141,7 @@ func (s *Subscriber) Close() error {
 	close(s.closing)
 	s.mu.Unlock()
 	s.subscriptions.Wait()
+	s.wakeups.close()
 	return nil
 }
 

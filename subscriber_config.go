@@ -13,11 +13,18 @@ import (
 // nacked message at once.
 const NoSleep time.Duration = -1
 
-// Subscriber defaults. The names and values of those shared with
-// watermill-redisstream are the same.
+// Subscriber defaults. Those shared with watermill-redisstream have its
+// names; BlockTime and ClaimInterval are longer, so that an idle subscription
+// costs Redis almost nothing.
 const (
-	DefaultBlockTime              = 100 * time.Millisecond
-	DefaultClaimInterval          = 5 * time.Second
+	// DefaultBlockTime is how long one read waits for new entries. A read
+	// runs on a connection of the subscription's own, which Close closes, so
+	// a long one costs Close nothing.
+	DefaultBlockTime = 60 * time.Second
+	// DefaultClaimInterval is how often a subscription looks for entries
+	// that other consumers of its group gave back or left pending for
+	// MaxIdleTime.
+	DefaultClaimInterval          = 30 * time.Second
 	DefaultClaimBatchSize         = int64(100)
 	DefaultMaxIdleTime            = 60 * time.Second
 	DefaultCheckConsumersInterval = 300 * time.Second
@@ -47,10 +54,12 @@ const (
 	// on without any of them being acked or nacked, before their contexts are
 	// cancelled.
 	DefaultCloseTimeout = 10 * time.Second
-	// DefaultDelayedPollInterval bounds how late a delayed message scheduled
-	// by another process can be, and is the cost of an idle topic: one cheap
-	// script call per interval.
-	DefaultDelayedPollInterval = 100 * time.Millisecond
+	// DefaultDelayedPollInterval is how often the delayed-message movers
+	// look for due messages by themselves: a safety net, since whoever
+	// schedules a message wakes them (a Pub/Sub wake-up across processes).
+	// It is the cost of an idle topic: one cheap script call per interval and
+	// delayed set.
+	DefaultDelayedPollInterval = 60 * time.Second
 	// DefaultDelayedBatchSize is the most delayed messages moved per call.
 	DefaultDelayedBatchSize = int64(500)
 )
@@ -81,12 +90,19 @@ type SubscriberConfig struct {
 	// Other messages keep flowing meanwhile. NoSleep redelivers at once.
 	// Default DefaultNackResendSleep.
 	NackResendSleep time.Duration
-	// BlockTime is how long one read waits for new entries. It bounds how long
-	// Close waits for the reader. Default DefaultBlockTime.
+	// BlockTime is how long one read waits for new entries: one read per
+	// BlockTime is what an idle subscription's reader costs, and a connection
+	// that died silently is noticed within BlockTime plus 10 s. It does not
+	// bound Close: the read runs on a connection of the subscription's own
+	// (built from Client's options), and Close closes it. With a client other
+	// than *redis.Client and *redis.ClusterClient, reads share Client and
+	// block for at most 100 ms, which then bounds Close. Default
+	// DefaultBlockTime.
 	BlockTime time.Duration
 
-	// ClaimInterval is how often pending entries of dead consumers are looked
-	// for. Default DefaultClaimInterval.
+	// ClaimInterval is how often pending entries of dead consumers, and
+	// entries other consumers gave back when they closed, are looked for.
+	// Default DefaultClaimInterval.
 	ClaimInterval time.Duration
 	// ClaimBatchSize is the most entries claimed per interval. Default
 	// DefaultClaimBatchSize.
@@ -157,8 +173,12 @@ type SubscriberConfig struct {
 	// the acks were sent. Default DefaultCloseTimeout.
 	CloseTimeout time.Duration
 
-	// DelayedPollInterval is the longest the delayed-message mover sleeps.
-	// Default DefaultDelayedPollInterval.
+	// DelayedPollInterval is the longest the delayed-message movers sleep.
+	// They wake at the next due time they know of, and whenever a message is
+	// scheduled earlier: by this process directly, by other processes through
+	// the topic's wake-up channel (Redis Pub/Sub, one connection per
+	// Subscriber), so it only bounds the lateness of a message whose wake-up
+	// was lost. Default DefaultDelayedPollInterval.
 	DelayedPollInterval time.Duration
 	// DelayedBatchSize is the most delayed messages moved in one call. Default
 	// DefaultDelayedBatchSize.

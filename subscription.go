@@ -21,6 +21,8 @@ type subscription struct {
 	keys   TopicKeys
 	group  string
 	logger watermill.LoggerAdapter
+	// wakeups is the Subscriber's listener for delayed-message wake-ups.
+	wakeups *wakeupListener
 
 	// retryStream is the group's private retry stream ("" in fan-out).
 	retryStream string
@@ -43,12 +45,19 @@ type subscription struct {
 	queue     chan *delivery
 	redeliver chan *delivery
 	ahead     *readAhead
+	// reader is the connection the reader blocks on.
+	reader *readerConn
 	// stalled is set while the dispatcher gave entries back because nobody
 	// took them: the claimer takes nothing meanwhile.
 	stalled atomic.Bool
 
 	stopReading chan struct{}
-	stopAll     chan struct{}
+	// ownPendingRead is closed once the reader has read this consumer's
+	// own pending entries (left by an earlier process with the same
+	// Consumer name); the claimer starts after it.
+	ownPendingRead chan struct{}
+	ownPendingOnce sync.Once
+	stopAll        chan struct{}
 	// reading and dispatching end when their loops return.
 	reading     sync.WaitGroup
 	dispatching sync.WaitGroup
@@ -79,24 +88,29 @@ type subscription struct {
 	trimmedAway trimmedAwayLog
 }
 
-func newSubscription(ctx context.Context, c *SubscriberConfig, logger watermill.LoggerAdapter, topic string) *subscription {
+// newSubscription creates the subscription of topic; wakeups is the
+// Subscriber's wake-up listener its delayed-message movers register with.
+func newSubscription(ctx context.Context, c *SubscriberConfig, logger watermill.LoggerAdapter, wakeups *wakeupListener, topic string) *subscription {
 	sub := &subscription{
-		cfg:         c,
-		client:      c.Client,
-		topic:       topic,
-		keys:        KeysFor(topic),
-		group:       c.ConsumerGroup,
-		out:         make(chan *message.Message),
-		slots:       make(chan struct{}, c.MaxInFlight),
-		queue:       make(chan *delivery, c.MaxInFlight),
-		redeliver:   make(chan *delivery, c.MaxInFlight),
-		ahead:       newReadAhead(c.ReadAhead),
-		outcomes:    newOutcomeWatcher(),
-		settled:     make(chan struct{}, 1),
-		stopReading: make(chan struct{}),
-		stopAll:     make(chan struct{}),
-		inflight:    newInflightEntries(),
-		poisonTopic: c.PoisonTopic,
+		cfg:            c,
+		wakeups:        wakeups,
+		client:         c.Client,
+		topic:          topic,
+		keys:           KeysFor(topic),
+		group:          c.ConsumerGroup,
+		out:            make(chan *message.Message),
+		slots:          make(chan struct{}, c.MaxInFlight),
+		queue:          make(chan *delivery, c.MaxInFlight),
+		redeliver:      make(chan *delivery, c.MaxInFlight),
+		ahead:          newReadAhead(c.ReadAhead),
+		outcomes:       newOutcomeWatcher(),
+		reader:         newReaderConn(c.Client, topic),
+		settled:        make(chan struct{}, 1),
+		stopReading:    make(chan struct{}),
+		ownPendingRead: make(chan struct{}),
+		stopAll:        make(chan struct{}),
+		inflight:       newInflightEntries(),
+		poisonTopic:    c.PoisonTopic,
 	}
 	sub.messageBase = context.WithoutCancel(ctx)
 	sub.ctx, sub.cancel = context.WithCancel(sub.messageBase)
@@ -203,6 +217,7 @@ func (s *subscription) start() error {
 			ClaimInterval:  c.ClaimInterval,
 			OnClaim:        c.OnClaim,
 			OnTrimmedAway:  s.trimmedAway.note,
+			StartAfter:     s.ownPendingRead,
 			Logger:         s.logger,
 		}, s, s.poisoner)
 		s.janitor = newConsumerJanitor(consumerJanitorConfig{
@@ -230,6 +245,7 @@ func (s *subscription) start() error {
 		for _, p := range pairs {
 			mover, err := NewDelayedMover(DelayedMoverConfig{
 				Client:       s.client,
+				Topic:        s.topic,
 				Delayed:      p[0],
 				Stream:       p[1],
 				PollInterval: c.DelayedPollInterval,
@@ -239,6 +255,7 @@ func (s *subscription) start() error {
 			if err != nil {
 				return err
 			}
+			mover.listensElsewhere = true // the Subscriber's wake-up listener
 			s.movers = append(s.movers, mover)
 		}
 	}
@@ -250,6 +267,7 @@ func (s *subscription) start() error {
 			return err
 		}
 	}
+	s.wakeups.add(s.topic, s.delayedKeys())
 	s.reading.Add(1)
 	s.dispatching.Add(1)
 	go s.readLoop()
@@ -283,11 +301,14 @@ func (s *subscription) services() []service {
 // or nacked in the background (finish), their contexts intact, and the
 // channel closes after them; when nothing is out, finish runs before shutdown
 // returns.
-// A blocking read in flight is not waited for either when messages are out:
-// it ends within BlockTime and gives back whatever it brings.
+// A blocking read in flight is cut short: its connection is the
+// subscription's own, and closing it ends the read at once.
 func (s *subscription) shutdown() {
 	s.shutOnce.Do(func() {
 		close(s.stopReading)
+		// Ends a blocking read at once; the entries it may have brought
+		// are given back in finish.
+		s.reader.close()
 		if s.claimer != nil {
 			// Claiming is reading too: an entry claimed now would only be
 			// released again, with one more delivery counted against
@@ -302,6 +323,7 @@ func (s *subscription) shutdown() {
 		for _, m := range s.movers {
 			m.Stop()
 		}
+		s.wakeups.remove(s.topic, s.delayedKeys())
 		if s.trimmer != nil {
 			s.trimmer.Stop()
 		}
@@ -350,6 +372,7 @@ wait:
 	if s.keeper != nil {
 		s.keeper.releaseAll()
 	}
+	s.releaseCutRead()
 	// Closed last: a message.Router waits for its subscriptions' channels to
 	// close, so its Close returns after the acks of its handlers reached
 	// Redis.

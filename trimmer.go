@@ -30,8 +30,9 @@ const (
 	DefaultRetainAcked = 10 * time.Minute
 	// DefaultTrimInterval is how often a trimmer runs. One run is one cheap
 	// script call (a few commands per consumer group), so many subscribers
-	// may run it at once.
-	DefaultTrimInterval = 15 * time.Second
+	// may run it at once; once a minute is fine-grained enough against
+	// DefaultRetainAcked and keeps an idle subscription cheap.
+	DefaultTrimInterval = time.Minute
 	// DefaultHoldBackLogInterval is the least time between two log lines
 	// about a consumer group that holds entries older than the retention
 	// window back.
@@ -237,10 +238,8 @@ type Trimmer struct {
 	logMu           sync.Mutex
 	lastHoldBackLog time.Time
 
-	// TestSignals is for redrive's own tests, in this package and in tests/,
-	// which wait on the trimmer's work instead of sleeping. Applications have
-	// no use for it: its signals do nothing until a test enables them.
-	TestSignals trimmerTestSignals
+	// testSignals let this package's tests wait on the trimmer's work.
+	testSignals trimmerTestSignals
 }
 
 // trimmerTestSignals are sent by the trimmer when tests asked for them.
@@ -307,7 +306,7 @@ func (t *Trimmer) TrimOnce(ctx context.Context) (TrimResult, error) {
 	if t.config.OnTrim != nil {
 		t.config.OnTrim(r)
 	}
-	t.TestSignals.Trimmed.Signal(r)
+	t.testSignals.Trimmed.Signal(r)
 	return r, nil
 }
 

@@ -1,14 +1,18 @@
 package redrive
 
 import (
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
-// Delayed-message movers sleep until the next due time. When this process
-// schedules a message earlier than that, it wakes the movers of that delayed
-// set through this registry, so delays fire on time without polling. Other
-// processes' schedules are seen at the mover's next poll.
+// Delayed-message movers sleep until the next due time. Whoever schedules a
+// message earlier than that wakes the movers of that delayed set: in this
+// process through this registry, and in every process through the topic's
+// wake-up channel (Redis Pub/Sub, see wakeup_pubsub.go), which feeds the
+// same registry. So delays fire on time without polling; the movers' own
+// polls (DelayedPollInterval) are a safety net for wake-ups that were lost.
 type wakeupRegistry struct {
 	mu        sync.Mutex
 	listeners map[string]map[chan time.Time]struct{}
@@ -36,6 +40,13 @@ func (r *wakeupRegistry) forget(key string, ch chan time.Time) {
 	}
 }
 
+// listening tells whether a mover of this process runs on key.
+func (r *wakeupRegistry) listening(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.listeners[key]) > 0
+}
+
 // notify tells the movers of key that a message is due at due. It never
 // blocks: a mover that has a wake-up pending keeps the earlier of the two.
 func (r *wakeupRegistry) notify(key string, due time.Time) {
@@ -58,4 +69,31 @@ func (r *wakeupRegistry) notify(key string, due time.Time) {
 			}
 		}
 	}
+}
+
+// wakeupChannel is the Pub/Sub channel that announces the delayed messages
+// of the topic (its delayed set and its groups' retry sets) to the movers of
+// every process. It carries the topic's hash tag, like its keys, so an ACL
+// channel pattern covers it the way a key pattern covers the keys.
+func (k TopicKeys) wakeupChannel() string {
+	return k.prefix + ":wakeup"
+}
+
+// wakeupPayload is a wake-up message: the due time (Unix milliseconds) and
+// the delayed set it concerns.
+func wakeupPayload(delayedKey string, due time.Time) string {
+	return strconv.FormatInt(due.UnixMilli(), 10) + " " + delayedKey
+}
+
+// parseWakeupPayload reads a wake-up message; false when it is not one.
+func parseWakeupPayload(payload string) (delayedKey string, due time.Time, ok bool) {
+	ms, key, found := strings.Cut(payload, " ")
+	if !found || key == "" {
+		return "", time.Time{}, false
+	}
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return "", time.Time{}, false
+	}
+	return key, time.UnixMilli(n), true
 }

@@ -2,6 +2,8 @@ package admin
 
 import (
 	"encoding/json"
+	"fmt"
+	"strconv"
 
 	wmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 )
@@ -34,61 +36,60 @@ func countUnpoisoned(msgs []PoisonedMessage) int {
 // MarshalJSON writes the result, with the count of a dry run named
 // would_purge instead of purged: nothing was purged.
 func (r PurgeResult) MarshalJSON() ([]byte, error) {
-	type plain PurgeResult
-	if !r.DryRun {
-		return json.Marshal(plain(r))
-	}
-	return json.Marshal(struct {
-		plain
-		Purged     *int `json:"purged,omitempty"`
-		WouldPurge int  `json:"would_purge"`
-	}{plain: plain(r), WouldPurge: r.Purged})
+	return marshalWithCount(r.ChangeResult, "purged", "would_purge", r.Purged)
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
 func (r *PurgeResult) UnmarshalJSON(b []byte) error {
-	type plain PurgeResult
-	var v struct {
-		plain
-		WouldPurge *int `json:"would_purge"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*r = PurgeResult(v.plain)
-	if v.WouldPurge != nil {
-		r.Purged = *v.WouldPurge
-	}
-	return nil
+	return unmarshalWithCount(b, &r.ChangeResult, "purged", "would_purge", &r.Purged)
 }
 
 // MarshalJSON writes the result, with the count of a dry run named
 // would_requeue instead of requeued: nothing was requeued.
 func (r RequeueResult) MarshalJSON() ([]byte, error) {
-	type plain RequeueResult
-	if !r.DryRun {
-		return json.Marshal(plain(r))
-	}
-	return json.Marshal(struct {
-		plain
-		Requeued     *int `json:"requeued,omitempty"`
-		WouldRequeue int  `json:"would_requeue"`
-	}{plain: plain(r), WouldRequeue: r.Requeued})
+	return marshalWithCount(r.ChangeResult, "requeued", "would_requeue", r.Requeued)
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
 func (r *RequeueResult) UnmarshalJSON(b []byte) error {
-	type plain RequeueResult
-	var v struct {
-		plain
-		WouldRequeue *int `json:"would_requeue"`
+	return unmarshalWithCount(b, &r.ChangeResult, "requeued", "would_requeue", &r.Requeued)
+}
+
+// marshalWithCount writes base as one flat object with n added as its last
+// field, named key, or dryKey when base is a dry run.
+func marshalWithCount(base ChangeResult, key, dryKey string, n int) ([]byte, error) {
+	b, err := json.Marshal(base)
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
+	if base.DryRun {
+		key = dryKey
+	}
+	// b is an object with at least the stream and dry_run fields, so the
+	// count goes in before its closing brace, after a comma.
+	b = append(b[:len(b)-1], ',')
+	b = strconv.AppendQuote(b, key)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, '}'), nil
+}
+
+// unmarshalWithCount reads what marshalWithCount writes.
+func unmarshalWithCount(b []byte, base *ChangeResult, key, dryKey string, n *int) error {
+	if err := json.Unmarshal(b, base); err != nil {
 		return err
 	}
-	*r = RequeueResult(v.plain)
-	if v.WouldRequeue != nil {
-		r.Requeued = *v.WouldRequeue
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return err
+	}
+	*n = 0
+	for _, k := range []string{key, dryKey} {
+		if raw, ok := fields[k]; ok {
+			if err := json.Unmarshal(raw, n); err != nil {
+				return fmt.Errorf("read %s: %w", k, err)
+			}
+		}
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
@@ -106,26 +105,10 @@ type Outcome struct {
 
 // RequeueResult sums up a requeue.
 type RequeueResult struct {
-	// Stream is the poison stream.
-	Stream string `json:"stream"`
-	// DryRun is true when nothing was changed.
-	DryRun bool `json:"dry_run"`
-	// Scanned is how many poison entries were looked at.
-	Scanned int `json:"scanned"`
-	// Matched is how many the selector chose.
-	Matched int `json:"matched"`
+	ChangeResult
 	// Requeued is how many were requeued (or would be, in a dry run; the
 	// JSON then names it would_requeue).
 	Requeued int `json:"requeued"`
-	// Skipped is how many could not be requeued, Gone how many another
-	// operation took first, and Failed how many Redis refused.
-	Skipped int `json:"skipped"`
-	Gone    int `json:"gone"`
-	Failed  int `json:"failed"`
-	// NotFound are the IDs asked for that are not in the stream.
-	NotFound []string `json:"not_found,omitempty"`
-	// Messages is the outcome for each selected message, in stream order.
-	Messages []Outcome `json:"messages"`
 }
 
 // requeueItem is a message ready to be written back.
@@ -145,102 +128,33 @@ type requeueItem struct {
 // Config.BatchSize and returns what it did even when it stops on an error or
 // a cancelled ctx. An empty Selector is refused.
 func (a *Admin) RequeuePoisoned(ctx context.Context, poisonStream string, sel Selector, opts RequeueOptions) (RequeueResult, error) {
-	res := RequeueResult{Stream: poisonStream, DryRun: opts.DryRun, Messages: []Outcome{}}
-	if poisonStream == "" {
-		return res, errors.New("redrive/admin: poison stream is empty")
-	}
-	if err := sel.validateForChange(); err != nil {
-		return res, err
-	}
+	res := RequeueResult{ChangeResult: ChangeResult{Stream: poisonStream, DryRun: opts.DryRun, Messages: []Outcome{}}}
 	if opts.Group != "" && opts.ToStream {
 		return res, errors.New("redrive/admin: RequeueOptions has both Group and ToStream; give one")
 	}
-	total, err := a.scanTotal(ctx, poisonStream, sel)
-	if err != nil {
-		return res, err
-	}
 	now := time.Now()
 	groups := groupCache{admin: a, groups: map[string]map[string]bool{}}
-	var notFound []string
-	err = a.scanPoison(ctx, poisonStream, sel, now, &notFound, func(batch []PoisonedMessage, scanned int) error {
-		res.Scanned = scanned
-		res.Matched += len(batch)
-		first := len(res.Messages)
-		var items []requeueItem
-		// Grown once, so the pointers planRequeue keeps stay valid.
-		res.Messages = append(res.Messages, make([]Outcome, len(batch))...)
-		var err error
-		for i := range batch {
-			out := &res.Messages[first+i]
-			var item requeueItem
-			if item, err = a.planRequeue(ctx, poisonStream, &batch[i], opts, &groups, now, out); err != nil {
-				break
+	err := a.changePoison(ctx, poisonChange{op: "requeue", done: "requeued", sel: sel, now: now, progress: opts.Progress,
+		batch: func(batch []PoisonedMessage, outs []Outcome) error {
+			var items []requeueItem
+			for i := range batch {
+				out := &outs[i]
+				item, err := a.planRequeue(ctx, poisonStream, &batch[i], opts, &groups, now, out)
+				if err != nil {
+					return err
+				}
+				if out.Status == StatusSkipped {
+					continue
+				}
+				if opts.DryRun {
+					out.Status = StatusWouldRequeue
+					continue
+				}
+				items = append(items, item)
 			}
-			if out.Status == StatusSkipped {
-				continue
-			}
-			if opts.DryRun {
-				out.Status = StatusWouldRequeue
-				continue
-			}
-			items = append(items, item)
-		}
-		if err == nil {
-			err = a.requeueBatch(ctx, poisonStream, items)
-		}
-		res.tally(res.Messages[first:], err)
-		if opts.Progress != nil {
-			opts.Progress(Progress{Total: total, Scanned: res.Scanned, Matched: res.Matched, Done: res.Requeued, Skipped: res.Skipped})
-		}
-		return err
-	})
-	res.NotFound = notFound
-	if !opts.DryRun {
-		a.logger.Info("Requeued poisoned messages", watermill.LogFields{
-			"poison_stream": poisonStream, "requeued": res.Requeued, "skipped": res.Skipped,
-			"gone": res.Gone, "failed": res.Failed, "complete": err == nil,
-		})
-	}
-	if err != nil {
-		return res, fmt.Errorf("redrive/admin: requeue from %q: %w", poisonStream, err)
-	}
-	return res, nil
-}
-
-// tally adds the outcomes of one batch to the totals. An outcome left
-// without a status by a failed batch is marked failed.
-func (r *RequeueResult) tally(outs []Outcome, batchErr error) {
-	for i := range outs {
-		o := &outs[i]
-		if o.Status == "" {
-			o.Status = StatusFailed
-			if batchErr != nil {
-				o.Note = batchErr.Error()
-			}
-		}
-		switch o.Status {
-		case StatusRequeued, StatusWouldRequeue:
-			r.Requeued++
-		case StatusSkipped:
-			r.Skipped++
-		case StatusGone:
-			r.Gone++
-		case StatusFailed:
-			r.Failed++
-		}
-	}
-}
-
-// scanTotal is the Progress.Total of an operation on sel.
-func (a *Admin) scanTotal(ctx context.Context, stream string, sel Selector) (int, error) {
-	if len(sel.IDs) > 0 {
-		return len(sel.IDs), nil
-	}
-	n, err := a.client.XLen(ctx, stream).Result()
-	if err != nil {
-		return 0, fmt.Errorf("redrive/admin: read poison stream %q: %w", stream, err)
-	}
-	return int(n), nil
+			return a.requeueBatch(ctx, poisonStream, items)
+		}}, &res.ChangeResult, &res.Requeued)
+	return res, err
 }
 
 // planRequeue fills out with where m goes, and returns what to write there.
@@ -546,93 +460,40 @@ type PurgeOptions struct {
 
 // PurgeResult sums up a purge.
 type PurgeResult struct {
-	// Stream is the poison stream.
-	Stream string `json:"stream"`
-	// DryRun is true when nothing was deleted.
-	DryRun bool `json:"dry_run"`
-	// Scanned is how many poison entries were looked at.
-	Scanned int `json:"scanned"`
-	// Matched is how many the selector chose.
-	Matched int `json:"matched"`
+	ChangeResult
 	// Purged is how many were deleted (or would be, in a dry run; the JSON
 	// then names it would_purge).
 	Purged int `json:"purged"`
-	// Skipped is how many were left alone because they carry no poison
-	// metadata (see PurgeOptions.Force).
-	Skipped int `json:"skipped"`
-	// Gone is how many another operation took first, and Failed how many
-	// Redis refused to delete.
-	Gone   int `json:"gone"`
-	Failed int `json:"failed"`
-	// NotFound are the IDs asked for that are not in the stream.
-	NotFound []string `json:"not_found,omitempty"`
-	// Messages is the outcome for each selected message, in stream order.
-	Messages []Outcome `json:"messages"`
 }
 
 // PurgePoisoned deletes the selected messages from a poison stream, for
 // good. It takes the same selectors as RequeuePoisoned and refuses an empty
 // one. It works in batches and returns what it did even when it stops early.
 func (a *Admin) PurgePoisoned(ctx context.Context, poisonStream string, sel Selector, opts PurgeOptions) (PurgeResult, error) {
-	res := PurgeResult{Stream: poisonStream, DryRun: opts.DryRun, Messages: []Outcome{}}
-	if poisonStream == "" {
-		return res, errors.New("redrive/admin: poison stream is empty")
-	}
-	if err := sel.validateForChange(); err != nil {
-		return res, err
-	}
-	total, err := a.scanTotal(ctx, poisonStream, sel)
-	if err != nil {
-		return res, err
-	}
-	var notFound []string
-	err = a.scanPoison(ctx, poisonStream, sel, time.Now(), &notFound, func(batch []PoisonedMessage, scanned int) error {
-		res.Scanned = scanned
-		res.Matched += len(batch)
-		first := len(res.Messages)
-		var toPurge []Outcome
-		for _, m := range batch {
-			out := Outcome{ID: m.ID, UUID: m.UUID, OriginalTopic: m.OriginalTopic, Reason: m.Reason, Status: StatusWouldPurge}
-			if !opts.Force && len(sel.IDs) == 0 && !m.HasPoisonMetadata() {
-				out.Status, out.Note = StatusSkipped, NoteNotPoisoned
-			} else {
-				toPurge = append(toPurge, out)
-			}
-			res.Messages = append(res.Messages, out)
-		}
-		var err error
-		if !opts.DryRun && len(toPurge) > 0 {
-			err = a.purgeBatch(ctx, poisonStream, toPurge)
-			// Copy the outcomes back over the purged ones, in order.
-			j := 0
-			for i := first; i < len(res.Messages) && j < len(toPurge); i++ {
-				if res.Messages[i].ID == toPurge[j].ID {
-					res.Messages[i] = toPurge[j]
-					j++
+	res := PurgeResult{ChangeResult: ChangeResult{Stream: poisonStream, DryRun: opts.DryRun, Messages: []Outcome{}}}
+	err := a.changePoison(ctx, poisonChange{op: "purge", done: "purged", sel: sel, now: time.Now(), progress: opts.Progress,
+		batch: func(batch []PoisonedMessage, outs []Outcome) error {
+			var toPurge []*Outcome
+			for i, m := range batch {
+				out := &outs[i]
+				*out = Outcome{ID: m.ID, UUID: m.UUID, OriginalTopic: m.OriginalTopic, Reason: m.Reason, Status: StatusWouldPurge}
+				if !opts.Force && len(sel.IDs) == 0 && !m.HasPoisonMetadata() {
+					out.Status, out.Note = StatusSkipped, NoteNotPoisoned
+				} else {
+					toPurge = append(toPurge, out)
 				}
 			}
-		}
-		res.tally(res.Messages[first:])
-		if opts.Progress != nil {
-			opts.Progress(Progress{Total: total, Scanned: res.Scanned, Matched: res.Matched, Done: res.Purged, Skipped: res.Skipped})
-		}
-		return err
-	})
-	res.NotFound = notFound
-	if !opts.DryRun {
-		a.logger.Info("Purged poisoned messages", watermill.LogFields{
-			"poison_stream": poisonStream, "purged": res.Purged, "gone": res.Gone, "failed": res.Failed, "complete": err == nil,
-		})
-	}
-	if err != nil {
-		return res, fmt.Errorf("redrive/admin: purge from %q: %w", poisonStream, err)
-	}
-	return res, nil
+			if opts.DryRun || len(toPurge) == 0 {
+				return nil
+			}
+			return a.purgeBatch(ctx, poisonStream, toPurge)
+		}}, &res.ChangeResult, &res.Purged)
+	return res, err
 }
 
 // purgeBatch deletes the entries of outs, one XDEL each in one round trip, so
 // each outcome tells whether this purge deleted it.
-func (a *Admin) purgeBatch(ctx context.Context, poisonStream string, outs []Outcome) error {
+func (a *Admin) purgeBatch(ctx context.Context, poisonStream string, outs []*Outcome) error {
 	pipe := a.client.Pipeline()
 	cmds := make([]*redis.IntCmd, len(outs))
 	for i := range outs {
@@ -653,20 +514,4 @@ func (a *Admin) purgeBatch(ctx context.Context, poisonStream string, outs []Outc
 		return fmt.Errorf("delete %d entries: %w", len(outs), err)
 	}
 	return nil
-}
-
-// tally adds the outcomes of one batch to the totals.
-func (r *PurgeResult) tally(outs []Outcome) {
-	for _, o := range outs {
-		switch o.Status {
-		case StatusPurged, StatusWouldPurge:
-			r.Purged++
-		case StatusSkipped:
-			r.Skipped++
-		case StatusGone:
-			r.Gone++
-		case StatusFailed:
-			r.Failed++
-		}
-	}
 }

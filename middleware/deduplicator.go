@@ -2,10 +2,8 @@ package middleware
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -13,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redrive-go/redrive"
+	"github.com/redrive-go/redrive/internal/scripts"
 )
 
 // Deduplicator defaults.
@@ -26,17 +25,6 @@ const (
 	DefaultDeduplicatorPollInterval = 100 * time.Millisecond
 	// DefaultDeduplicatorPrefix starts every deduplication key.
 	DefaultDeduplicatorPrefix = "redrive:dedup:"
-)
-
-//go:embed lua/dedup_acquire.lua
-var dedupAcquireSource string
-
-//go:embed lua/dedup_release.lua
-var dedupReleaseSource string
-
-var (
-	dedupAcquireScript = redis.NewScript(dedupAcquireSource)
-	dedupReleaseScript = redis.NewScript(dedupReleaseSource)
 )
 
 // DeduplicatorConfig configures Deduplicator.
@@ -136,24 +124,25 @@ func (d *Deduplicator) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		handler := dedupScope(msg)
 		key := d.config.Prefix + handler + ":" + k
 		before := failedAttempts(msg)
-		token := "p:" + strconv.Itoa(before) + ":" + watermill.NewShortUUID()
+		acquire := scripts.AcquireDedupKeyArgs{Key: key, CopyID: watermill.NewShortUUID(), Attempts: before, Lease: d.config.Lease}
 		fields := watermill.LogFields{"message_uuid": msg.UUID, "handler": handler, "dedup_key": k}
 
-		for {
-			state, err := dedupAcquireScript.Run(ctx, d.config.Client, []string{key},
-				token, before, d.config.Lease.Milliseconds()).Text()
+		var token string
+		for token == "" {
+			acquired, err := scripts.AcquireDedupKey.Run(ctx, d.config.Client, acquire)
 			if err != nil {
 				return nil, fmt.Errorf("redrive/middleware: deduplication of %s: %w", msg.UUID, err)
 			}
-			if state == "acquired" {
-				break
-			}
-			if state == "done" {
+			switch acquired.State {
+			case scripts.DedupAcquired:
+				token = acquired.Token
+			case scripts.DedupDone:
 				d.logger.Info("Dropping a duplicate handled within the deduplication window", fields)
 				return nil, nil
-			}
-			if !sleep(ctx, d.config.PollInterval) {
-				return nil, fmt.Errorf("redrive/middleware: waiting for a copy of %s being handled: %w", msg.UUID, context.Cause(ctx))
+			case scripts.DedupBusy:
+				if !sleep(ctx, d.config.PollInterval) {
+					return nil, fmt.Errorf("redrive/middleware: waiting for a copy of %s being handled: %w", msg.UUID, context.Cause(ctx))
+				}
 			}
 		}
 
@@ -161,13 +150,13 @@ func (d *Deduplicator) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		produced, handlerErr := h(msg)
 		stopRefresh()
 
-		outcome, ttl := "done", d.config.Window
+		outcome := scripts.DedupSucceeded(d.config.Window)
 		if handlerErr != nil || retryScheduled(msg, before) {
-			outcome, ttl = "failed", 0
+			outcome = scripts.DedupFailed()
 		}
 		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultRequeueTimeout)
 		defer cancel()
-		if err := dedupReleaseScript.Run(releaseCtx, d.config.Client, []string{key}, token, outcome, ttl.Milliseconds()).Err(); err != nil {
+		if _, err := scripts.SettleDedupKey.Run(releaseCtx, d.config.Client, scripts.SettleDedupKeyArgs{Key: key, Token: token, Outcome: outcome}); err != nil {
 			// The lease lapses by itself: later copies then run again, which
 			// at-least-once allows.
 			d.logger.Error("Could not settle the deduplication key", err, fields)
@@ -190,7 +179,7 @@ func (d *Deduplicator) refresh(key, token string) func() {
 				return
 			case <-t.C:
 				ctx, cancel := context.WithTimeout(context.Background(), d.config.Lease/3)
-				_ = dedupReleaseScript.Run(ctx, d.config.Client, []string{key}, token, "refresh", d.config.Lease.Milliseconds()).Err()
+				_, _ = scripts.SettleDedupKey.Run(ctx, d.config.Client, scripts.SettleDedupKeyArgs{Key: key, Token: token, Outcome: scripts.DedupRefresh(d.config.Lease)})
 				cancel()
 			}
 		}

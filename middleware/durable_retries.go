@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redrive-go/redrive/internal/scripts"
 )
 
 // DurableRetries defaults.
@@ -28,11 +29,6 @@ const (
 	// is empty.
 	DefaultDurableName = "default"
 )
-
-//go:embed lua/durable_claim.lua
-var durableClaimSource string
-
-var durableClaimScript = redis.NewScript(durableClaimSource)
 
 // DurableRetriesConfig configures DurableRetries.
 type DurableRetriesConfig struct {
@@ -158,7 +154,7 @@ func (d *DurableRetries) Schedule(ctx context.Context, topic string, msg *messag
 	if err != nil {
 		return fmt.Errorf("encode retry %s: %w", msg.UUID, err)
 	}
-	if err := d.config.Client.ZAdd(ctx, d.key, redis.Z{Score: float64(dueAt.UnixMilli()), Member: member}).Err(); err != nil {
+	if err := d.config.Client.ZAdd(ctx, d.key, redis.Z{Score: float64(scripts.DueScore(dueAt)), Member: member}).Err(); err != nil {
 		return fmt.Errorf("hold retry %s in %q: %w", msg.UUID, d.key, err)
 	}
 	return nil
@@ -205,8 +201,8 @@ func (d *DurableRetries) run() {
 // were published.
 func (d *DurableRetries) publishDue(ctx context.Context) (int, error) {
 	now := time.Now()
-	members, err := durableClaimScript.Run(ctx, d.config.Client, []string{d.key},
-		now.UnixMilli(), d.config.Lease.Milliseconds(), d.config.BatchSize).StringSlice()
+	members, err := scripts.ClaimDurableRetries.Run(ctx, d.config.Client,
+		scripts.ClaimDurableRetriesArgs{Key: d.key, Now: now, Lease: d.config.Lease, Limit: int64(d.config.BatchSize)})
 	if err != nil {
 		return 0, fmt.Errorf("claim due retries in %q: %w", d.key, err)
 	}

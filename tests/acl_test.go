@@ -81,6 +81,11 @@ func aclSetUser(t *testing.T, node *redis.Client, line []string) {
 // sends HELLO, with AUTH, on every new connection).
 var aclNoGrantNeeded = []string{"hello", "auth"}
 
+// aclGrantedNotExercised are commands the ACL grants that no flow of the
+// test lasts long enough to send: the wake-up connection pings only after a
+// minute of silence.
+var aclGrantedNotExercised = []string{"ping"}
+
 // aclCommands returns the commands (and subcommands) an ACL line allows
 // one by one with +name.
 func aclCommands(args []string) []string {
@@ -197,7 +202,7 @@ func TestACLLeastPrivilege(t *testing.T) {
 		}
 	}
 	for _, c := range allowed {
-		if !slices.Contains(used, c) {
+		if !slices.Contains(used, c) && !slices.Contains(aclGrantedNotExercised, c) {
 			t.Errorf("the documented ACL grants %q, which no flow used", c)
 		}
 	}
@@ -387,7 +392,9 @@ func aclOtherApplication(t *testing.T, admin, user *redis.Client) {
 	wantNoPerm("subscribe to "+sneaky, err)
 	nothingAt(keys.Delayed, keys.GroupRetry("g"))
 
-	// Every refusal was for a key, never for a command the ACL lacks.
+	// Every refusal was for a key (or the other topic's wake-up channel,
+	// which a delayed publish announces to), never for a command the ACL
+	// lacks.
 	entries, err := admin.Do(ctx, "acl", "log", "128").Slice()
 	if err != nil {
 		t.Fatal(err)
@@ -397,8 +404,8 @@ func aclOtherApplication(t *testing.T, admin, user *redis.Client) {
 	}
 	for _, e := range entries {
 		fields, _ := e.(map[interface{}]interface{})
-		if reason := fields["reason"]; reason != "key" {
-			t.Errorf("ACL LOG entry for a reason other than a key: %v", e)
+		if reason := fields["reason"]; reason != "key" && reason != "channel" {
+			t.Errorf("ACL LOG entry for a reason other than a key or channel: %v", e)
 		}
 	}
 }

@@ -117,18 +117,16 @@ func (h *Handler) runPoisonAction(ctx context.Context, a poisonAction, dryRun bo
 	err := h.poisonChunks(ctx, a, func(ids []string, scanned, total int) error {
 		var err error
 		if len(ids) > 0 {
-			var s outcomeSummary
 			sel := admin.Selector{IDs: ids}
 			if a.Op == "purge" {
-				res, perr := h.admin.PurgePoisoned(ctx, a.Stream, sel, admin.PurgeOptions{DryRun: dryRun})
-				s, err = outcomeSummary{Matched: res.Matched, Done: res.Purged, Gone: res.Gone, Failed: res.Failed,
-					NotFound: len(res.NotFound), Outcomes: res.Messages}, perr
+				var res admin.PurgeResult
+				res, err = h.admin.PurgePoisoned(ctx, a.Stream, sel, admin.PurgeOptions{DryRun: dryRun})
+				sum.add(res.ChangeResult, res.Purged)
 			} else {
-				res, rerr := h.admin.RequeuePoisoned(ctx, a.Stream, sel, admin.RequeueOptions{DryRun: dryRun})
-				s, err = outcomeSummary{Matched: res.Matched, Done: res.Requeued, Skipped: res.Skipped, Gone: res.Gone,
-					Failed: res.Failed, NotFound: len(res.NotFound), Outcomes: res.Messages}, rerr
+				var res admin.RequeueResult
+				res, err = h.admin.RequeuePoisoned(ctx, a.Stream, sel, admin.RequeueOptions{DryRun: dryRun})
+				sum.add(res.ChangeResult, res.Requeued)
 			}
-			sum.add(s)
 		}
 		if progress != nil {
 			progress(admin.Progress{Total: total, Scanned: scanned, Matched: sum.Matched, Done: sum.Done, Skipped: sum.Skipped})
@@ -145,15 +143,16 @@ type outcomeSummary struct {
 	Outcomes []admin.Outcome
 }
 
-func (s *outcomeSummary) add(o outcomeSummary) {
-	s.Matched += o.Matched
-	s.Done += o.Done
-	s.Skipped += o.Skipped
-	s.Gone += o.Gone
-	s.Failed += o.Failed
-	s.NotFound += o.NotFound
+// add sums in one chunk's result, of which done were requeued or purged.
+func (s *outcomeSummary) add(res admin.ChangeResult, done int) {
+	s.Matched += res.Matched
+	s.Done += done
+	s.Skipped += res.Skipped
+	s.Gone += res.Gone
+	s.Failed += res.Failed
+	s.NotFound += len(res.NotFound)
 	if room := previewRows - len(s.Outcomes); room > 0 {
-		s.Outcomes = append(s.Outcomes, o.Outcomes[:min(room, len(o.Outcomes))]...)
+		s.Outcomes = append(s.Outcomes, res.Messages[:min(room, len(res.Messages))]...)
 	}
 }
 

@@ -43,13 +43,13 @@ func withoutPrefix(err error) string {
 // be) out of what was selected and looked at, and what was not, in plain
 // words: "Purged 2 messages of 3 selected from S (5 entries looked at; 1
 // skipped)." or "No message in S matched the selection (1 entry looked at)."
-func summary(dryRun bool, verb, done string, n, matched, scanned int, stream string, skipped, gone, failed int) string {
-	looked := plural(int64(scanned), "entry", "entries") + " looked at"
+func summary(res admin.ChangeResult, verb, done string, n int) string {
+	looked := plural(int64(res.Scanned), "entry", "entries") + " looked at"
 	var notes []string
 	for _, c := range []struct {
 		n    int
 		what string
-	}{{skipped, "skipped"}, {gone, "already gone"}, {failed, "failed"}} {
+	}{{res.Skipped, "skipped"}, {res.Gone, "already gone"}, {res.Failed, "failed"}} {
 		if c.n > 0 {
 			notes = append(notes, fmt.Sprintf("%d %s", c.n, c.what))
 		}
@@ -59,14 +59,14 @@ func summary(dryRun bool, verb, done string, n, matched, scanned int, stream str
 		detail += "; " + strings.Join(notes, ", ")
 	}
 	switch {
-	case matched == 0:
-		return fmt.Sprintf("No message in %s matched the selection (%s).", stream, detail)
-	case dryRun:
+	case res.Matched == 0:
+		return fmt.Sprintf("No message in %s matched the selection (%s).", res.Stream, detail)
+	case res.DryRun:
 		return fmt.Sprintf("Dry run: would %s %s of %d selected from %s (%s); nothing changed.",
-			verb, plural(int64(n), "message", "messages"), matched, stream, detail)
+			verb, plural(int64(n), "message", "messages"), res.Matched, res.Stream, detail)
 	}
 	return fmt.Sprintf("%s %s of %d selected from %s (%s).",
-		strings.ToUpper(done[:1])+done[1:], plural(int64(n), "message", "messages"), matched, stream, detail)
+		strings.ToUpper(done[:1])+done[1:], plural(int64(n), "message", "messages"), res.Matched, res.Stream, detail)
 }
 
 // hintNotPoisoned explains, once, entries skipped for carrying no poison

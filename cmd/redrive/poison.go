@@ -335,16 +335,8 @@ func runPoisonRequeue(ctx context.Context, a *app, fs *flag.FlagSet, args []stri
 }
 
 func (a *app) printRequeue(res admin.RequeueResult) {
-	var rows []admin.Outcome
-	for _, o := range res.Messages {
-		if res.DryRun || o.Status != admin.StatusRequeued {
-			rows = append(rows, o)
-		}
-	}
-	a.printOutcomes(rows, true)
-	a.hintNotPoisoned(res.Messages, res.Stream, "they cannot be requeued: their topic is unknown")
-	fmt.Fprintln(a.stdout, summary(res.DryRun, "requeue", "requeued", res.Requeued, res.Matched, res.Scanned, res.Stream,
-		res.Skipped, res.Gone, res.Failed))
+	a.printChange(res.ChangeResult, res.Requeued, "requeue", admin.StatusRequeued, true, res.Stream,
+		"they cannot be requeued: their topic is unknown")
 	// Where they went, by topic and group.
 	dest := map[string]int{}
 	for _, o := range res.Messages {
@@ -367,6 +359,22 @@ func destination(o admin.Outcome) string {
 		return o.OriginalTopic + " (topic stream, every group)"
 	}
 	return o.OriginalTopic + " group " + o.Group
+}
+
+// printChange prints what a requeue or purge did (verb, ending in status
+// done for each of n messages): the outcomes worth a look (each of a dry
+// run, else those not done), why entries without poison metadata were
+// skipped in arg and with what consequence, and the totals.
+func (a *app) printChange(res admin.ChangeResult, n int, verb, done string, withTarget bool, arg, consequence string) {
+	var rows []admin.Outcome
+	for _, o := range res.Messages {
+		if res.DryRun || o.Status != done {
+			rows = append(rows, o)
+		}
+	}
+	a.printOutcomes(rows, withTarget)
+	a.hintNotPoisoned(res.Messages, arg, consequence)
+	fmt.Fprintln(a.stdout, summary(res, verb, done, n))
 }
 
 // printOutcomes prints a table of outcomes, capped at maxRows.
@@ -424,16 +432,7 @@ func runPoisonPurge(ctx context.Context, a *app, fs *flag.FlagSet, args []string
 			return jerr
 		}
 	} else {
-		var rows []admin.Outcome
-		for _, o := range res.Messages {
-			if res.DryRun || o.Status != admin.StatusPurged {
-				rows = append(rows, o)
-			}
-		}
-		a.printOutcomes(rows, false)
-		a.hintNotPoisoned(res.Messages, inv.args[0], "--force deletes them anyway")
-		fmt.Fprintln(a.stdout, summary(res.DryRun, "purge", "purged", res.Purged, res.Matched, res.Scanned, res.Stream,
-			res.Skipped, res.Gone, res.Failed))
+		a.printChange(res.ChangeResult, res.Purged, "purge", admin.StatusPurged, false, inv.args[0], "--force deletes them anyway")
 	}
 	return a.finish(err, res.NotFound, res.Failed)
 }

@@ -22,14 +22,13 @@ import (
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/examples/internal/exampleredis"
+	"github.com/redrive-go/redrive/examples/internal/timeline"
 	"github.com/redrive-go/redrive/router"
 )
 
 func main() {
-	rdb, closeRedis := exampleredis.Connect()
-	defer closeRedis()
-	topic := exampleredis.Topic("reminders")
-	defer exampleredis.Cleanup(rdb, topic, "send-reminder")
+	rdb, topic, cleanup := exampleredis.Setup("reminders", "send-reminder")
+	defer cleanup()
 
 	// One message at a time, in stream order, so the output shows the order
 	// in which they became due.
@@ -68,12 +67,12 @@ func main() {
 		fail(err)
 	}
 
-	start := time.Now()
+	step := timeline.Start().Step
 	publish := func(p message.Publisher, msg *message.Message, how string) {
 		if err := p.Publish(topic, msg); err != nil {
 			fail(err)
 		}
-		fmt.Printf("%+.3fs  published %-12s %s\n", time.Since(start).Seconds(), msg.UUID, how)
+		step("published %-12s %s", msg.UUID, how)
 	}
 
 	later := message.NewMessage("in-1.5s", []byte("delay.Message(msg, delay.For(1500ms))"))
@@ -96,7 +95,7 @@ func main() {
 	for range 4 {
 		select {
 		case msg := <-received:
-			fmt.Printf("%+.3fs  received  %-12s (%s)\n", time.Since(start).Seconds(), msg.UUID, msg.Payload)
+			step("received  %-12s (%s)", msg.UUID, msg.Payload)
 		case <-time.After(10 * time.Second):
 			fail(errors.New("the delayed messages did not all arrive within 10 s"))
 		}

@@ -41,10 +41,8 @@ const (
 )
 
 func main() {
-	rdb, closeRedis := exampleredis.Connect()
-	defer closeRedis()
-	topic := exampleredis.Topic("orders")
-	defer exampleredis.Cleanup(rdb, topic, group, "audit")
+	rdb, topic, cleanup := exampleredis.Setup("orders", group, "audit")
+	defer cleanup()
 	// watermill-redisstream closes the client it is given when it closes, so
 	// each of its publishers and subscribers gets a client of its own.
 	newOldClient := func() *redis.Client { return redis.NewClient(&redis.Options{Addr: rdb.Options().Addr}) }

@@ -31,6 +31,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/redrive-go/redrive/examples/internal/exampleredis"
+	"github.com/redrive-go/redrive/examples/internal/timeline"
 	"github.com/redrive-go/redrive/middleware"
 	"github.com/redrive-go/redrive/router"
 )
@@ -40,10 +41,7 @@ func main() {
 	defer closeRedis()
 	topic := exampleredis.Topic("orders")
 
-	start := time.Now()
-	step := func(format string, args ...any) {
-		fmt.Printf("%+.3fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-	}
+	step := timeline.Start().Step
 
 	broker := gochannel.NewGoChannel(gochannel.Config{}, nil)
 	defer broker.Close()

@@ -22,21 +22,18 @@ import (
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/admin"
 	"github.com/redrive-go/redrive/examples/internal/exampleredis"
+	"github.com/redrive-go/redrive/examples/internal/timeline"
 	"github.com/redrive-go/redrive/middleware"
 	"github.com/redrive-go/redrive/router"
 )
 
 func main() {
-	rdb, closeRedis := exampleredis.Connect()
-	defer closeRedis()
-	topic := exampleredis.Topic("payments")
-	defer exampleredis.Cleanup(rdb, topic, "charge-card")
+	rdb, topic, cleanup := exampleredis.Setup("payments", "charge-card")
+	defer cleanup()
 	ctx := context.Background()
 
-	start := time.Now()
-	step := func(format string, args ...any) {
-		fmt.Printf("%+.3fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-	}
+	tl := timeline.Start()
+	step := tl.Step
 
 	poisoned := make(chan struct{})
 	r, err := router.New(router.Config{
@@ -111,7 +108,7 @@ func main() {
 	for _, m := range list.Messages {
 		fmt.Printf("  ListPoisoned: %s  handler %s  attempts %d  reason %q\n", m.UUID, m.Handler, m.Attempts, m.Reason)
 		fmt.Printf("    last error: %s; failed first at %+.3fs, last at %+.3fs\n", m.LastError,
-			m.FirstFailedAt.Sub(start).Seconds(), m.LastFailedAt.Sub(start).Seconds())
+			tl.Seconds(m.FirstFailedAt), tl.Seconds(m.LastFailedAt))
 		fmt.Printf("    payload: %d bytes, not shown unless asked for (it can hold personal data)\n", m.PayloadSize)
 	}
 

@@ -21,20 +21,16 @@ import (
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/examples/internal/exampleredis"
+	"github.com/redrive-go/redrive/examples/internal/timeline"
 	"github.com/redrive-go/redrive/middleware"
 	"github.com/redrive-go/redrive/router"
 )
 
 func main() {
-	rdb, closeRedis := exampleredis.Connect()
-	defer closeRedis()
-	topic := exampleredis.Topic("orders")
-	defer exampleredis.Cleanup(rdb, topic, "send-invoice")
+	rdb, topic, cleanup := exampleredis.Setup("orders", "send-invoice")
+	defer cleanup()
 
-	start := time.Now()
-	step := func(format string, args ...any) {
-		fmt.Printf("%+.3fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-	}
+	step := timeline.Start().Step
 
 	// The service: one handler, retried up to 3 times, 200 ms then 400 ms
 	// apart. Each retry waits in Redis, not in the handler, so other messages

@@ -22,23 +22,16 @@ import (
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/examples/internal/exampleredis"
+	"github.com/redrive-go/redrive/examples/internal/timeline"
 	"github.com/redrive-go/redrive/middleware"
 	"github.com/redrive-go/redrive/router"
 )
 
 func main() {
-	rdb, closeRedis := exampleredis.Connect()
-	defer closeRedis()
-	topic := exampleredis.Topic("orders")
-	defer exampleredis.Cleanup(rdb, topic, "billing", "shipping")
+	rdb, topic, cleanup := exampleredis.Setup("orders", "billing", "shipping")
+	defer cleanup()
 
-	start := time.Now()
-	var printMu sync.Mutex
-	step := func(format string, args ...any) {
-		printMu.Lock()
-		defer printMu.Unlock()
-		fmt.Printf("%+.3fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-	}
+	step := timeline.Start().Step
 
 	r, err := router.New(router.Config{
 		Client: rdb,

@@ -1,6 +1,7 @@
 package scripts
 
 import (
+	"cmp"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -65,33 +66,13 @@ func parseClaimIdle(v interface{}) (ClaimIdleReply, error) {
 	if err != nil {
 		return ClaimIdleReply{}, err
 	}
-	claimed, err := replyList(parts[0], -1)
-	if err != nil {
-		return ClaimIdleReply{}, fmt.Errorf("claimed: %w", err)
-	}
-	exceeded, err := replyList(parts[1], -1)
-	if err != nil {
-		return ClaimIdleReply{}, fmt.Errorf("exceeded: %w", err)
-	}
 	var r ClaimIdleReply
-	if r.Removed, err = replyInt(parts[2]); err != nil {
-		return ClaimIdleReply{}, fmt.Errorf("removed: %w", err)
-	}
-	r.Claimed = make([]redis.XMessage, 0, len(claimed))
-	for _, raw := range claimed {
-		m, err := replyEntry(raw)
-		if err != nil {
-			return ClaimIdleReply{}, fmt.Errorf("claimed: %w", err)
-		}
-		r.Claimed = append(r.Claimed, m)
-	}
-	r.Exceeded = make([]OverDelivered, 0, len(exceeded))
-	for _, raw := range exceeded {
-		e, err := parseOverDelivered(raw)
-		if err != nil {
-			return ClaimIdleReply{}, fmt.Errorf("exceeded: %w", err)
-		}
-		r.Exceeded = append(r.Exceeded, e)
+	if err := cmp.Or(
+		replyPart("claimed", &r.Claimed, parts[0], replyArrayOf(replyEntry)),
+		replyPart("exceeded", &r.Exceeded, parts[1], replyArrayOf(parseOverDelivered)),
+		replyPart("removed", &r.Removed, parts[2], replyInt),
+	); err != nil {
+		return ClaimIdleReply{}, err
 	}
 	return r, nil
 }

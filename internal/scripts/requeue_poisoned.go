@@ -69,25 +69,21 @@ var RequeuePoisoned = newScriptForArgs("requeue_poisoned", requeuePoisonedSource
 		return keys, argv, nil
 	},
 	func(a RequeuePoisonedArgs, v interface{}) ([]RequeueOutcome, error) {
-		list, err := replyList(v, len(a.Messages))
-		if err != nil {
-			return nil, err
-		}
-		out := make([]RequeueOutcome, len(list))
-		for i, raw := range list {
-			if raw == nil {
-				out[i].Gone = true
-				continue
-			}
-			id, err := replyString(raw)
-			if err != nil {
-				return nil, fmt.Errorf("message %s: %w", a.Messages[i].PoisonID, err)
-			}
-			if refused, ok := strings.CutPrefix(id, "!"); ok {
-				out[i].AddError = refused
-			} else {
-				out[i].NewID = id
-			}
-		}
-		return out, nil
+		return replyArray(v, len(a.Messages), parseRequeueOutcome)
 	})
+
+// parseRequeueOutcome reads the reply for one message: its new entry ID,
+// "!" and the error of a refused XADD, or nil (false) when it was gone.
+func parseRequeueOutcome(v interface{}) (RequeueOutcome, error) {
+	if v == nil {
+		return RequeueOutcome{Gone: true}, nil
+	}
+	id, err := replyString(v)
+	if err != nil {
+		return RequeueOutcome{}, err
+	}
+	if refused, ok := strings.CutPrefix(id, "!"); ok {
+		return RequeueOutcome{AddError: refused}, nil
+	}
+	return RequeueOutcome{NewID: id}, nil
+}

@@ -48,18 +48,5 @@ var RunDelayedNow = newScriptForArgs("run_delayed_now", runDelayedNowSource,
 		return []string{a.Delayed, a.Stream}, argv, nil
 	},
 	func(a RunDelayedNowArgs, v interface{}) ([]string, error) {
-		list, err := replyList(v, len(a.Messages))
-		if err != nil {
-			return nil, err
-		}
-		ids := make([]string, len(list))
-		for i, raw := range list {
-			if raw == nil {
-				continue
-			}
-			if ids[i], err = replyString(raw); err != nil {
-				return nil, fmt.Errorf("member %d: %w", i, err)
-			}
-		}
-		return ids, nil
+		return replyArray(v, len(a.Messages), replyStringOrNil)
 	})

@@ -150,12 +150,59 @@ func replyInt(v interface{}) (int64, error) {
 	return n, nil
 }
 
+// replyStringOrNil reads a string, or Lua false (nil) as "".
+func replyStringOrNil(v interface{}) (string, error) {
+	if v == nil {
+		return "", nil
+	}
+	return replyString(v)
+}
+
 func replyString(v interface{}) (string, error) {
 	s, ok := v.(string)
 	if !ok {
 		return "", fmt.Errorf("%v (%T) is not a string", v, v)
 	}
 	return s, nil
+}
+
+// replyStrings reads an array of strings (empty for an empty array).
+func replyStrings(v interface{}) ([]string, error) {
+	return replyArray(v, -1, replyString)
+}
+
+// replyArrayOf returns a reader of an array (empty for an empty array)
+// whose items parse reads.
+func replyArrayOf[T any](parse func(interface{}) (T, error)) func(interface{}) ([]T, error) {
+	return func(v interface{}) ([]T, error) { return replyArray(v, -1, parse) }
+}
+
+// replyArray reads an array of exactly n items (any length when n < 0)
+// whose items parse reads.
+func replyArray[T any](v interface{}, n int, parse func(interface{}) (T, error)) ([]T, error) {
+	list, err := replyList(v, n)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]T, len(list))
+	for i, raw := range list {
+		if items[i], err = parse(raw); err != nil {
+			return nil, fmt.Errorf("item %d: %w", i, err)
+		}
+	}
+	return items, nil
+}
+
+// replyPart parses v, the part of a reply called name, into *dst. Parts are
+// read with one replyPart each, joined by cmp.Or, which returns the first
+// error.
+func replyPart[T any](name string, dst *T, v interface{}, parse func(interface{}) (T, error)) error {
+	x, err := parse(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	*dst = x
+	return nil
 }
 
 // replyList reads an array of exactly n items (any length when n < 0).

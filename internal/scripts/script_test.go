@@ -1,6 +1,7 @@
 package scripts
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -49,5 +50,53 @@ func TestRedisErrorsUnchanged(t *testing.T) {
 	}
 	if _, ok := err.(redis.Error); !ok || !strings.Contains(err.Error(), "NOGROUP") {
 		t.Errorf("err = %v (%T), want Redis's own NOGROUP error, not wrapped", err, err)
+	}
+}
+
+// A reply part that does not parse is named in the error, with the item
+// of an array it failed on, and an empty array reads as an empty slice.
+func TestReplyPartsNameWhatFailed(t *testing.T) {
+	t.Parallel()
+	group := []interface{}{"g", "0-0", int64(0), "", int64(0), int64(1), "0-0", ""}
+	badGroup := []interface{}{"g", "0-0", "not a count", "", int64(0), int64(1), "0-0", ""}
+	reply := func(groups ...interface{}) interface{} {
+		return []interface{}{int64(0), "", "1-0", int64(0), "", groups}
+	}
+	r, err := parseTrimStream(reply(group))
+	if err != nil || len(r.Groups) != 1 || r.Groups[0].Name != "g" || !r.Groups[0].UnreadExact {
+		t.Fatalf("parseTrimStream = %+v, %v", r, err)
+	}
+	if r, err := parseTrimStream(reply()); err != nil || r.Groups == nil || len(r.Groups) != 0 {
+		t.Errorf("no groups: %+v, %v; want an empty slice", r, err)
+	}
+	_, err = parseTrimStream(reply(group, badGroup))
+	if err == nil || !strings.Contains(err.Error(), "groups: item 1: pending: ") {
+		t.Errorf("bad second group: err = %v, want it named", err)
+	}
+	_, err = parseTrimStream([]interface{}{int64(0), "", "1-0", "many", "", []interface{}{}})
+	if err == nil || !strings.Contains(err.Error(), "length: ") {
+		t.Errorf("bad length: err = %v, want it named", err)
+	}
+}
+
+// A reply with one item per message reads Lua false as "gone", and a reply
+// with another number of items is refused.
+func TestRunDelayedNowReply(t *testing.T) {
+	t.Parallel()
+	args := RunDelayedNowArgs{Messages: make([]DelayedMessage, 2)}
+	reply := func(v interface{}) *redis.Cmd {
+		cmd := redis.NewCmd(context.Background())
+		cmd.SetVal(v)
+		return cmd
+	}
+	ids, err := RunDelayedNow.ReplyOf(reply([]interface{}{"1-0", nil}), args)
+	if err != nil || len(ids) != 2 || ids[0] != "1-0" || ids[1] != "" {
+		t.Errorf("ids = %q, %v; want [1-0 \"\"]", ids, err)
+	}
+	if ids, err := RunDelayedNow.ReplyOf(reply([]interface{}{"1-0"}), args); err == nil {
+		t.Errorf("one ID for two messages: %q, want an error", ids)
+	}
+	if ids, err := RunDelayedNow.ReplyOf(reply([]interface{}{"1-0", int64(3)}), args); err == nil || !strings.Contains(err.Error(), "item 1") {
+		t.Errorf("an integer ID: %q, %v; want an error naming item 1", ids, err)
 	}
 }

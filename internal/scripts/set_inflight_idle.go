@@ -39,16 +39,4 @@ var SetInflightIdle = newScript("set_inflight_idle", setInflightIdleSource,
 		}
 		return []string{a.Stream}, argv, nil
 	},
-	func(v interface{}) ([]string, error) {
-		list, err := replyList(v, -1)
-		if err != nil {
-			return nil, err
-		}
-		lost := make([]string, len(list))
-		for i, raw := range list {
-			if lost[i], err = replyString(raw); err != nil {
-				return nil, fmt.Errorf("entry ID: %w", err)
-			}
-		}
-		return lost, nil
-	})
+	replyStrings)

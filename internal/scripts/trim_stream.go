@@ -1,6 +1,7 @@
 package scripts
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"time"
@@ -78,31 +79,15 @@ func parseTrimStream(v interface{}) (TrimStreamReply, error) {
 		return TrimStreamReply{}, err
 	}
 	var r TrimStreamReply
-	for _, f := range []struct {
-		name string
-		err  error
-	}{
-		{"trimmed", set(&r.Trimmed, parts[0], replyInt)},
-		{"minid", set(&r.MinID, parts[1], replyString)},
-		{"cutoff", set(&r.Cutoff, parts[2], replyString)},
-		{"length", set(&r.Length, parts[3], replyInt)},
-		{"first", set(&r.FirstID, parts[4], replyString)},
-	} {
-		if f.err != nil {
-			return TrimStreamReply{}, fmt.Errorf("%s: %w", f.name, f.err)
-		}
-	}
-	groups, err := replyList(parts[5], -1)
-	if err != nil {
-		return TrimStreamReply{}, fmt.Errorf("groups: %w", err)
-	}
-	r.Groups = make([]TrimStreamGroup, 0, len(groups))
-	for _, raw := range groups {
-		g, err := parseTrimStreamGroup(raw)
-		if err != nil {
-			return TrimStreamReply{}, fmt.Errorf("group: %w", err)
-		}
-		r.Groups = append(r.Groups, g)
+	if err := cmp.Or(
+		replyPart("trimmed", &r.Trimmed, parts[0], replyInt),
+		replyPart("minid", &r.MinID, parts[1], replyString),
+		replyPart("cutoff", &r.Cutoff, parts[2], replyString),
+		replyPart("length", &r.Length, parts[3], replyInt),
+		replyPart("first", &r.FirstID, parts[4], replyString),
+		replyPart("groups", &r.Groups, parts[5], replyArrayOf(parseTrimStreamGroup)),
+	); err != nil {
+		return TrimStreamReply{}, err
 	}
 	return r, nil
 }
@@ -113,29 +98,17 @@ func parseTrimStreamGroup(v interface{}) (TrimStreamGroup, error) {
 		return TrimStreamGroup{}, err
 	}
 	var g TrimStreamGroup
-	for _, f := range []struct {
-		name string
-		err  error
-	}{
-		{"name", set(&g.Name, parts[0], replyString)},
-		{"needed", set(&g.NeededFrom, parts[1], replyString)},
-		{"pending", set(&g.Pending, parts[2], replyInt)},
-		{"oldest pending", set(&g.OldestPendingID, parts[3], replyString)},
-		{"unread", set(&g.Unread, parts[4], replyInt)},
-		{"unread exact", set(&g.UnreadExact, parts[5], replyBool)},
-		{"last delivered", set(&g.LastDeliveredID, parts[6], replyString)},
-		{"held", set(&g.HeldFrom, parts[7], replyString)},
-	} {
-		if f.err != nil {
-			return TrimStreamGroup{}, fmt.Errorf("%s: %w", f.name, f.err)
-		}
+	if err := cmp.Or(
+		replyPart("name", &g.Name, parts[0], replyString),
+		replyPart("needed", &g.NeededFrom, parts[1], replyString),
+		replyPart("pending", &g.Pending, parts[2], replyInt),
+		replyPart("oldest pending", &g.OldestPendingID, parts[3], replyString),
+		replyPart("unread", &g.Unread, parts[4], replyInt),
+		replyPart("unread exact", &g.UnreadExact, parts[5], replyBool),
+		replyPart("last delivered", &g.LastDeliveredID, parts[6], replyString),
+		replyPart("held", &g.HeldFrom, parts[7], replyString),
+	); err != nil {
+		return TrimStreamGroup{}, err
 	}
 	return g, nil
-}
-
-// set parses v into *dst.
-func set[T any](dst *T, v interface{}, parse func(interface{}) (T, error)) error {
-	x, err := parse(v)
-	*dst = x
-	return err
 }

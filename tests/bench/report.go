@@ -344,8 +344,8 @@ func writeDelayed(w io.Writer, d *delayedReport) {
 	fmt.Fprintf(tw, "  early messages\t%s\ttarget %s\t%s\n", early, d.NoEarlyTarget, d.NoEarlyTarget.Verdict)
 	_ = tw.Flush()
 	if d.CrossProcess {
-		fmt.Fprintln(w, "  Nothing wakes the mover for another process's schedule: it moves at the earliest due time it knows")
-		fmt.Fprintln(w, "  of, or at its next poll (DelayedPollInterval, default 100 ms), whichever comes first.")
+		fmt.Fprintln(w, "  The publisher in the other process wakes the mover through the topic's wake-up channel (Redis Pub/Sub);")
+		fmt.Fprintln(w, "  the mover's own poll (DelayedPollInterval, default 60 s) is only a safety net.")
 	} else {
 		fmt.Fprintln(w, "  The publisher wakes the in-process mover directly (see delayed-xproc for a publisher in another process).")
 	}

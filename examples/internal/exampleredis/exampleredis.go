@@ -51,6 +51,19 @@ func Connect() (*redis.Client, func()) {
 	}
 }
 
+// Setup is what an example on one topic needs first: a client (see
+// Connect) and a fresh topic name (see Topic). The returned func deletes the
+// keys redrive made for the topic and the consumer groups (see Cleanup) and
+// closes the client.
+func Setup(name string, groups ...string) (rdb *redis.Client, topic string, done func()) {
+	rdb, closeRedis := Connect()
+	topic = Topic(name)
+	return rdb, topic, func() {
+		Cleanup(rdb, topic, groups...)
+		closeRedis()
+	}
+}
+
 // answers reports whether a Redis answers PING at addr. It dials first, so
 // a closed port costs no retries and logs nothing.
 func answers(addr string) bool {
