@@ -3,6 +3,7 @@ package redrive
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -23,6 +24,8 @@ type claimer struct {
 	config   claimerConfig
 	target   claimTarget
 	poisoner crashLoopPoisoner
+	// firstPassOnce closes FirstPassDone.
+	firstPassOnce sync.Once
 
 	TestSignals claimerTestSignals
 }
@@ -50,7 +53,12 @@ type claimerConfig struct {
 	// entries, which would otherwise include entries claimed meanwhile and
 	// deliver them a second time.
 	StartAfter <-chan struct{}
-	Logger     watermill.LoggerAdapter
+	// FirstPassDone, when set, is closed after the first pass. The reader
+	// waits for it before its first blocking read: the pass needs in-flight
+	// slots, and taking them from a blocking read means cutting it short,
+	// which at start, with entries waiting, would lose a reply.
+	FirstPassDone chan struct{}
+	Logger        watermill.LoggerAdapter
 }
 
 // claimTarget is the subscription the claimer claims for: it takes and
@@ -97,9 +105,20 @@ func newClaimer(config claimerConfig, target claimTarget, poisoner crashLoopPois
 func (c *claimer) Start(ctx context.Context) error {
 	// The first pass runs at once: a consumer that joins (after a deploy,
 	// say) takes what others gave back or left behind without waiting.
-	startPeriodicFrom(ctx, &c.Base, c.config.StartAfter, 0, c.config.ClaimInterval, c.config.Logger,
+	// A consumer that gives entries back asks for a pass at once (a claim
+	// wake-up), so they wait for no ClaimInterval.
+	var claimWakeups *passTrigger
+	if c.config.Topic != "" {
+		claimWakeups = &passTrigger{registry: processClaimWakeups, key: claimWakeupKey(c.config.Topic, c.config.Group)}
+	}
+	startPeriodicFrom(ctx, &c.Base, c.config.StartAfter, claimWakeups, 0, c.config.ClaimInterval, c.config.Logger,
 		"Claiming idle pending entries failed", c.claimOnce,
-		func(error) { c.TestSignals.Pass.Signal(struct{}{}) })
+		func(error) {
+			c.TestSignals.Pass.Signal(struct{}{})
+			if c.config.FirstPassDone != nil {
+				c.firstPassOnce.Do(func() { close(c.config.FirstPassDone) })
+			}
+		})
 	return nil
 }
 

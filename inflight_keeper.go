@@ -32,7 +32,10 @@ type inflightKeeper struct {
 
 // inflightKeeperConfig is what the in-flight keeper needs.
 type inflightKeeperConfig struct {
-	Client   redis.UniversalClient
+	Client redis.UniversalClient
+	// Topic names the wake-up channel on which given-back entries are
+	// announced to the group's claimers in every process.
+	Topic    string
 	Group    string
 	Consumer string
 	// MaxIdleTime is SubscriberConfig's: refreshes come three times within
@@ -85,7 +88,7 @@ const releaseTimeout = 5 * time.Second
 func (k *inflightKeeper) releaseAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	n, err := k.setIdle(ctx, k.config.MaxIdleTime, k.held.ids())
+	n, err := k.giveBack(ctx, k.held.ids())
 	if err != nil {
 		k.config.Logger.Error("Could not release unsettled entries; others claim them after MaxIdleTime", err, nil)
 		return
@@ -93,6 +96,20 @@ func (k *inflightKeeper) releaseAll() {
 	if n > 0 {
 		k.config.Logger.Info("Released unsettled entries to other consumers", watermill.LogFields{"count": n})
 	}
+}
+
+// giveBack marks the entries ids (by stream) that this consumer still owns
+// idle for MaxIdleTime, so they are claimable at once, and asks the group's
+// claimers in every process to claim now rather than at their next
+// ClaimInterval. It returns how many it gave back.
+func (k *inflightKeeper) giveBack(ctx context.Context, ids map[string][]string) (int, error) {
+	n, err := k.setIdle(ctx, k.config.MaxIdleTime, ids)
+	if n > 0 && k.config.Topic != "" {
+		if err := announceClaim(ctx, k.config.Client, k.config.Topic, k.config.Group).Err(); err != nil {
+			k.config.Logger.Debug("Could not ask other consumers to claim given-back entries; they claim them at their next pass", watermill.LogFields{"err": err.Error()})
+		}
+	}
+	return n, err
 }
 
 // setIdle sets the idle time of the entries ids (by stream) that this

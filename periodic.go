@@ -15,12 +15,13 @@ import (
 // without flooding. after, when set, runs after every pass with its error.
 func startPeriodic(ctx context.Context, base *startstop.Base, interval time.Duration, logger watermill.LoggerAdapter,
 	failureMsg string, pass func(context.Context) error, after func(error)) {
-	startPeriodicFrom(ctx, base, nil, interval, interval, logger, failureMsg, pass, after)
+	startPeriodicFrom(ctx, base, nil, nil, interval, interval, logger, failureMsg, pass, after)
 }
 
 // startPeriodicFrom is startPeriodic with the first pass after first instead
-// of after one interval, counted once ready is closed (nil: at once).
-func startPeriodicFrom(ctx context.Context, base *startstop.Base, ready <-chan struct{}, first, interval time.Duration, logger watermill.LoggerAdapter,
+// of after one interval, counted once ready is closed (nil: at once); a
+// notification of trigger (nil: none) runs a pass at once.
+func startPeriodicFrom(ctx context.Context, base *startstop.Base, ready <-chan struct{}, trigger *passTrigger, first, interval time.Duration, logger watermill.LoggerAdapter,
 	failureMsg string, pass func(context.Context) error, after func(error)) {
 	ctx, shouldStart, stopped := base.StartInit(ctx)
 	if !shouldStart {
@@ -28,6 +29,11 @@ func startPeriodicFrom(ctx context.Context, base *startstop.Base, ready <-chan s
 	}
 	go func() {
 		defer close(stopped)
+		var kick chan time.Time
+		if trigger != nil {
+			kick = trigger.registry.listen(trigger.key)
+			defer trigger.registry.forget(trigger.key, kick)
+		}
 		if ready != nil {
 			select {
 			case <-ready:
@@ -43,6 +49,7 @@ func startPeriodicFrom(ctx context.Context, base *startstop.Base, ready <-chan s
 			case <-ctx.Done():
 				return
 			case <-timer.C:
+			case <-kick:
 			}
 			timer.Reset(interval)
 			err := pass(ctx)
@@ -59,4 +66,11 @@ func startPeriodicFrom(ctx context.Context, base *startstop.Base, ready <-chan s
 			}
 		}
 	}()
+}
+
+// passTrigger names the wake-ups that run a periodic service's pass at once:
+// the notifications of key in registry.
+type passTrigger struct {
+	registry *wakeupRegistry
+	key      string
 }

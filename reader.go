@@ -91,7 +91,18 @@ func (s *subscription) readLoop() {
 	for _, st := range s.streams() {
 		historyFrom[st] = "0"
 	}
+	waitedForClaimer := s.group == ""
 	for {
+		if !history && !waitedForClaimer {
+			// The claimer's first pass comes first: it may need the slots a
+			// blocking read would hold (see claimerConfig.FirstPassDone).
+			select {
+			case <-s.firstClaimPass:
+			case <-s.stopReading:
+				return
+			}
+			waitedForClaimer = true
+		}
 		want := s.ahead.want(s.stopReading)
 		if want == 0 {
 			return

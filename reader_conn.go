@@ -263,7 +263,7 @@ func (s *subscription) releaseCutRead() {
 			ids[stream] = append(ids[stream], p.ID)
 		}
 	}
-	if _, err := s.keeper.setIdle(ctx, c.MaxIdleTime, ids); err != nil {
+	if _, err := s.keeper.giveBack(ctx, ids); err != nil {
 		s.logger.Error("Could not give back the entries of an interrupted read; others claim them after MaxIdleTime", err, nil)
 	}
 }

@@ -22,8 +22,8 @@ const (
 	// a long one costs Close nothing.
 	DefaultBlockTime = 60 * time.Second
 	// DefaultClaimInterval is how often a subscription looks for entries
-	// that other consumers of its group gave back or left pending for
-	// MaxIdleTime.
+	// that other consumers of its group left pending for MaxIdleTime (entries
+	// given back are announced and claimed at once).
 	DefaultClaimInterval          = 30 * time.Second
 	DefaultClaimBatchSize         = int64(100)
 	DefaultMaxIdleTime            = 60 * time.Second
@@ -100,9 +100,11 @@ type SubscriberConfig struct {
 	// DefaultBlockTime.
 	BlockTime time.Duration
 
-	// ClaimInterval is how often pending entries of dead consumers, and
-	// entries other consumers gave back when they closed, are looked for.
-	// Default DefaultClaimInterval.
+	// ClaimInterval is how often pending entries of dead consumers are
+	// looked for. Entries other consumers give back (when they close, or
+	// when nobody takes them) are announced on the topic's wake-up channel
+	// and claimed at once; the pass every ClaimInterval also takes those
+	// whose announcement was lost. Default DefaultClaimInterval.
 	ClaimInterval time.Duration
 	// ClaimBatchSize is the most entries claimed per interval. Default
 	// DefaultClaimBatchSize.

@@ -57,6 +57,9 @@ type subscription struct {
 	// Consumer name); the claimer starts after it.
 	ownPendingRead chan struct{}
 	ownPendingOnce sync.Once
+	// firstClaimPass is closed after the claimer's first pass; the reader's
+	// first blocking read waits for it (nil without a claimer).
+	firstClaimPass chan struct{}
 	stopAll        chan struct{}
 	// reading and dispatching end when their loops return.
 	reading     sync.WaitGroup
@@ -108,6 +111,7 @@ func newSubscription(ctx context.Context, c *SubscriberConfig, logger watermill.
 		settled:        make(chan struct{}, 1),
 		stopReading:    make(chan struct{}),
 		ownPendingRead: make(chan struct{}),
+		firstClaimPass: make(chan struct{}),
 		stopAll:        make(chan struct{}),
 		inflight:       newInflightEntries(),
 		poisonTopic:    c.PoisonTopic,
@@ -218,6 +222,7 @@ func (s *subscription) start() error {
 			OnClaim:        c.OnClaim,
 			OnTrimmedAway:  s.trimmedAway.note,
 			StartAfter:     s.ownPendingRead,
+			FirstPassDone:  s.firstClaimPass,
 			Logger:         s.logger,
 		}, s, s.poisoner)
 		s.janitor = newConsumerJanitor(consumerJanitorConfig{
@@ -231,6 +236,7 @@ func (s *subscription) start() error {
 		})
 		s.keeper = newInflightKeeper(inflightKeeperConfig{
 			Client:      s.client,
+			Topic:       s.topic,
 			Group:       s.group,
 			Consumer:    c.Consumer,
 			MaxIdleTime: c.MaxIdleTime,
@@ -406,7 +412,7 @@ func (s *subscription) giveBack(entries []*pendingEntry) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	if _, err := s.keeper.setIdle(ctx, s.config().MaxIdleTime, ids); err != nil {
+	if _, err := s.keeper.giveBack(ctx, ids); err != nil {
 		s.logger.Error("Could not give entries back to the group; others claim them after MaxIdleTime", err, nil)
 	}
 }

@@ -79,6 +79,25 @@ func (k TopicKeys) wakeupChannel() string {
 	return k.prefix + ":wakeup"
 }
 
+// claimWakeupPrefix starts a wake-up message that asks the claimers of a
+// consumer group to claim now: a consumer gave entries back. Due-time
+// wake-ups start with a number, so the two never mix.
+const claimWakeupPrefix = "claim "
+
+// claimWakeupPayload asks the claimers of group to claim now.
+func claimWakeupPayload(group string) string { return claimWakeupPrefix + group }
+
+// processClaimWakeups reaches the claimers of this process, by topic and
+// group: a claim wake-up received on a topic's channel runs their pass at
+// once. The registry's keys are "<wake-up channel> <group>".
+var processClaimWakeups = &wakeupRegistry{listeners: map[string]map[chan time.Time]struct{}{}}
+
+// claimWakeupKey is the key of the claimers of group on topic in
+// processClaimWakeups.
+func claimWakeupKey(topic, group string) string {
+	return KeysFor(topic).wakeupChannel() + " " + group
+}
+
 // wakeupPayload is a wake-up message: the due time (Unix milliseconds) and
 // the delayed set it concerns.
 func wakeupPayload(delayedKey string, due time.Time) string {

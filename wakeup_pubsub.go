@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,7 +56,8 @@ type wakeupListenerTestSignals struct {
 	// Subscribed carries the channel of each subscription Redis confirmed,
 	// after the movers of its topic were told to poll.
 	Subscribed testsignal.Signal[string]
-	// Woken carries the delayed set of each wake-up received.
+	// Woken carries the delayed set of each due-time wake-up received, and
+	// the whole message of each claim wake-up.
 	Woken testsignal.Signal[string]
 }
 
@@ -187,7 +189,10 @@ func (l *wakeupListener) run(ps *redis.PubSub) {
 				l.TestSignals.Subscribed.Signal(m.Channel)
 			}
 		case *redis.Message:
-			if key, due, ok := parseWakeupPayload(m.Payload); ok {
+			if group, isClaim := strings.CutPrefix(m.Payload, claimWakeupPrefix); isClaim {
+				processClaimWakeups.notify(m.Channel+" "+group, time.Now())
+				l.TestSignals.Woken.Signal(m.Payload)
+			} else if key, due, ok := parseWakeupPayload(m.Payload); ok {
 				processWakeups.notify(key, due)
 				l.TestSignals.Woken.Signal(key)
 			}
@@ -253,6 +258,12 @@ func (l *wakeupListener) pause(d time.Duration) bool {
 // is only logged: the message is stored, and the movers' polls find it.
 func announceWakeup(ctx context.Context, client redis.Cmdable, topic, delayedKey string, due time.Time) *redis.IntCmd {
 	return client.Publish(ctx, KeysFor(topic).wakeupChannel(), wakeupPayload(delayedKey, due))
+}
+
+// announceClaim asks the claimers of group on topic, in every process, to
+// claim now, on the topic's wake-up channel.
+func announceClaim(ctx context.Context, client redis.Cmdable, topic, group string) *redis.IntCmd {
+	return client.Publish(ctx, KeysFor(topic).wakeupChannel(), claimWakeupPayload(group))
 }
 
 // syncErrorLog is an errorLog for many goroutines.

@@ -149,3 +149,39 @@ func TestShutdownDoesNotSpendRetries(t *testing.T) {
 		t.Errorf("message came back with %d attempts recorded, want 0: the shutdown spent a retry", st.Attempts)
 	}
 }
+
+// A subscriber that closes gives back the messages its handlers did not
+// settle, and the group's live consumers take them at once: a claim
+// wake-up runs their claimer's pass, so they wait for no ClaimInterval
+// (an hour here) and no MaxIdleTime (an hour too).
+func TestGivenBackEntriesClaimedAtOnce(t *testing.T) {
+	t.Parallel()
+	const group = "g"
+	client, topic, pub := newGroupTopic(t, "given-back-")
+	config := redrive.SubscriberConfig{
+		Client: client, ConsumerGroup: group,
+		MaxIdleTime: time.Hour, ClaimInterval: time.Hour, CloseTimeout: 100 * time.Millisecond,
+	}
+	leaving := newSubscriber(t, config, nil)
+	leavingMsgs := subscribe(t, leaving, topic)
+	staying := collect(subscribe(t, newSubscriber(t, config, nil), topic))
+
+	// The leaving subscriber's handler takes one message and never settles
+	// it; others wait in its read-ahead or go to the staying one.
+	published := newMessages("m", 20)
+	publish(t, pub, topic, published...)
+	var held *message.Message
+	select {
+	case held = <-leavingMsgs:
+	case <-time.After(waitTimeout):
+		t.Fatal("the leaving subscriber got no message")
+	}
+	if err := leaving.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	staying.waitUnique(t, len(published))
+	if !staying.has(held.UUID) {
+		t.Fatalf("the message left unsettled (%s) did not reach the staying subscriber", held.UUID)
+	}
+	sameSet(t, "messages the staying subscriber got", staying.ids(), uuids(published))
+}
