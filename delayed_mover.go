@@ -102,18 +102,15 @@ type DelayedMover struct {
 	listensElsewhere bool
 	ownWakeups       *wakeupListener
 
-	// TestSignals is for redrive's own tests, in this package and in tests/,
-	// which wait on the mover's work instead of sleeping. Applications have
-	// no use for it: its signals do nothing until a test enables them.
-	TestSignals delayedMoverTestSignals
+	// testSignals let tests wait on the mover's work; the tests in tests/
+	// reach them through testsignal.DelayedMoverOf.
+	testSignals testsignal.DelayedMoverSignals
 }
 
-// delayedMoverTestSignals are sent by the mover when tests asked for them.
-type delayedMoverTestSignals struct {
-	// Moved carries the number of messages moved by each call that moved any.
-	Moved testsignal.Signal[int]
-	// Polled is sent after every call.
-	Polled testsignal.Signal[struct{}]
+func init() {
+	testsignal.DelayedMoverOf = func(mover any) *testsignal.DelayedMoverSignals {
+		return &mover.(*DelayedMover).testSignals
+	}
 }
 
 // NewDelayedMover creates a mover. Start runs it.
@@ -191,9 +188,9 @@ func (m *DelayedMover) run(ctx context.Context, wake chan time.Time) (nextDue ti
 		if err == nil {
 			nextDue = next
 		}
-		m.TestSignals.Polled.Signal(struct{}{})
+		m.testSignals.Polled.Signal(struct{}{})
 		if moved > 0 {
-			m.TestSignals.Moved.Signal(moved)
+			m.testSignals.Moved.Signal(moved)
 		}
 		var sleep time.Duration
 		switch {

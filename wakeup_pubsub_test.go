@@ -69,8 +69,8 @@ func startIdleMoverListening(t *testing.T, client redis.UniversalClient, topic s
 		t.Fatal(err)
 	}
 	m.listensElsewhere = !listen
-	m.TestSignals.Polled.Init(t)
-	m.TestSignals.Moved.Init(t)
+	m.testSignals.Polled.Init(t)
+	m.testSignals.Moved.Init(t)
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func startIdleMoverListening(t *testing.T, client redis.UniversalClient, topic s
 		polls = 2
 	}
 	for i := range polls {
-		if _, ok := m.TestSignals.Polled.WaitOrTimeout(wakeupFunctionalCap); !ok {
+		if _, ok := m.testSignals.Polled.WaitOrTimeout(wakeupFunctionalCap); !ok {
 			t.Fatalf("the mover did not poll (%d of %d)", i+1, polls)
 		}
 	}
@@ -101,7 +101,7 @@ func TestDelayedWakeupFromAnotherProcess(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("publisher process: %v\n%s", err, out)
 	}
-	moved, ok := m.TestSignals.Moved.WaitOrTimeout(wakeupFunctionalCap)
+	moved, ok := m.testSignals.Moved.WaitOrTimeout(wakeupFunctionalCap)
 	if !ok || moved != 1 {
 		t.Fatalf("moved %d (signal %v), want the message of the other process moved on its wake-up", moved, ok)
 	}
@@ -136,7 +136,7 @@ func TestDelayedWakeupResubscribePolls(t *testing.T) {
 	if _, ok := m.ownWakeups.TestSignals.Subscribed.WaitOrTimeout(wakeupFunctionalCap); !ok {
 		t.Fatal("the wake-up connection did not subscribe again")
 	}
-	if moved, ok := m.TestSignals.Moved.WaitOrTimeout(wakeupFunctionalCap); !ok || moved != 1 {
+	if moved, ok := m.testSignals.Moved.WaitOrTimeout(wakeupFunctionalCap); !ok || moved != 1 {
 		t.Fatalf("moved %d (signal %v), want the message scheduled meanwhile moved after the resubscription", moved, ok)
 	}
 }
@@ -165,7 +165,7 @@ func TestDelayedMoverHandsOverWhenItStops(t *testing.T) {
 	if _, ok := stays.ownWakeups.TestSignals.Woken.WaitOrTimeout(wakeupFunctionalCap); !ok {
 		t.Fatal("no wake-up from the mover that stopped")
 	}
-	if moved, ok := stays.TestSignals.Moved.WaitOrTimeout(wakeupFunctionalCap); !ok || moved != 1 {
+	if moved, ok := stays.testSignals.Moved.WaitOrTimeout(wakeupFunctionalCap); !ok || moved != 1 {
 		t.Fatalf("moved %d (signal %v), want the handed-over message moved", moved, ok)
 	}
 }

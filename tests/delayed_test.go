@@ -28,6 +28,7 @@ import (
 
 	"github.com/redrive-go/redrive"
 	"github.com/redrive-go/redrive/internal/redistest"
+	"github.com/redrive-go/redrive/internal/testsignal"
 )
 
 // delayedWait bounds every wait of these tests: far above what any step
@@ -588,17 +589,18 @@ type delayedMoveCounter struct {
 // delayedCountMoves initialises the mover's test signals (before Start) and
 // counts what it moves until stop.
 func delayedCountMoves(t testing.TB, m *redrive.DelayedMover) *delayedMoveCounter {
-	m.TestSignals.Moved.Init(t)
-	m.TestSignals.Polled.Init(t)
+	signals := testsignal.DelayedMoverOf(m)
+	signals.Moved.Init(t)
+	signals.Polled.Init(t)
 	c := &delayedMoveCounter{mover: m, polled: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		firstPoll := true
 		for {
 			select {
-			case n := <-m.TestSignals.Moved.C():
+			case n := <-signals.Moved.C():
 				c.total.Add(int64(n))
-			case <-m.TestSignals.Polled.C():
+			case <-signals.Polled.C():
 				if firstPoll {
 					close(c.polled)
 					firstPoll = false
@@ -607,7 +609,7 @@ func delayedCountMoves(t testing.TB, m *redrive.DelayedMover) *delayedMoveCounte
 				// The mover stopped: take what it sent last.
 				for {
 					select {
-					case n := <-m.TestSignals.Moved.C():
+					case n := <-signals.Moved.C():
 						c.total.Add(int64(n))
 					default:
 						return
@@ -876,12 +878,13 @@ func TestDelayedMoverRestartLosesNothing(t *testing.T) {
 
 	// A first mover moves some, then stops.
 	first := delayedNewMover(t, keys, 10)
-	first.TestSignals.Moved.Init(t)
+	firstSignals := testsignal.DelayedMoverOf(first)
+	firstSignals.Moved.Init(t)
 	if err := first.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(first.Stop)
-	if _, ok := first.TestSignals.Moved.WaitOrTimeout(delayedWait); !ok {
+	if _, ok := firstSignals.Moved.WaitOrTimeout(delayedWait); !ok {
 		t.Fatal("the first mover never moved anything")
 	}
 	first.Stop()

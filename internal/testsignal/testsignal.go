@@ -89,3 +89,17 @@ func (s *Signal[T]) Require(tb TB, timeout time.Duration, what string) T {
 	}
 	return v
 }
+
+// DelayedMoverSignals are the signals of a redrive.DelayedMover.
+type DelayedMoverSignals struct {
+	// Moved carries the number of messages moved by each call that moved any.
+	Moved Signal[int]
+	// Polled is sent after every call.
+	Polled Signal[struct{}]
+}
+
+// DelayedMoverOf returns the signals of a *redrive.DelayedMover. The tests in
+// tests/, outside the redrive package, need them, and applications have no
+// use for them, so they are not part of redrive's API: the redrive package
+// sets this function when it is initialised.
+var DelayedMoverOf func(mover any) *DelayedMoverSignals
