@@ -55,8 +55,14 @@ type ackerConfig struct {
 // others to share its round trip, or goes at once when AckBatchSize are
 // waiting. One XACK per stream per batch, all in one pipeline.
 type acker struct {
-	config  ackerConfig
-	in      chan ackRequest
+	config ackerConfig
+	// queued holds the acks of the next batch; adders wait on space while
+	// a full batch is queued.
+	mu     sync.Mutex
+	queued []ackRequest
+	space  *sync.Cond
+	// ready wakes run when a batch starts (its first ack) and when it is full.
+	ready   chan struct{}
 	done    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
@@ -75,19 +81,35 @@ func (ts *ackerTestSignals) Init(tb testsignal.TB) {
 }
 
 func newAcker(config ackerConfig) *acker {
-	return &acker{
+	a := &acker{
 		config:  config,
-		in:      make(chan ackRequest, config.AckBatchSize),
+		ready:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
+	a.space = sync.NewCond(&a.mu)
+	return a
 }
 
 func (a *acker) start() { go a.run() }
 
-// add queues an ack. It blocks only while a full batch is being sent.
+// add queues an ack. It blocks only while a full batch is waiting to be
+// taken for sending.
 func (a *acker) add(stream, id string) {
-	a.in <- ackRequest{stream: stream, id: id}
+	size := a.config.AckBatchSize
+	a.mu.Lock()
+	for len(a.queued) >= size {
+		a.space.Wait()
+	}
+	a.queued = append(a.queued, ackRequest{stream: stream, id: id})
+	n := len(a.queued)
+	a.mu.Unlock()
+	if n == 1 || n == size {
+		select {
+		case a.ready <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // stop flushes every queued ack and stops. Callers must not add after stop.
@@ -96,47 +118,58 @@ func (a *acker) stop() {
 	<-a.stopped
 }
 
+// take moves the queued acks (at most one batch) to batch.
+func (a *acker) take(batch []ackRequest) []ackRequest {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	batch = append(batch, a.queued...)
+	clear(a.queued)
+	a.queued = a.queued[:0]
+	a.space.Broadcast()
+	return batch
+}
+
+func (a *acker) full() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.queued) >= a.config.AckBatchSize
+}
+
 func (a *acker) run() {
 	defer close(a.stopped)
 	c := a.config
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var batch []ackRequest
 	for {
-		var batch []ackRequest
 		select {
-		case r := <-a.in:
-			batch = append(batch, r)
+		case <-a.ready:
 		case <-a.done:
-			a.drainAndFlush(nil)
+			a.flush(a.take(batch[:0]))
 			return
 		}
-		timer.Reset(c.AckFlushInterval)
-	collect:
-		for len(batch) < c.AckBatchSize {
-			select {
-			case r := <-a.in:
-				batch = append(batch, r)
-			case <-timer.C:
-				break collect
-			case <-a.done:
-				a.drainAndFlush(batch)
-				return
+		if !a.full() {
+			timer.Reset(c.AckFlushInterval)
+		wait:
+			for {
+				select {
+				case <-a.ready:
+					if a.full() {
+						break wait
+					}
+				case <-timer.C:
+					break wait
+				case <-a.done:
+					timer.Stop()
+					a.flush(a.take(batch[:0]))
+					return
+				}
 			}
+			timer.Stop()
 		}
-		timer.Stop()
+		batch = a.take(batch[:0])
 		a.flush(batch)
-	}
-}
-
-func (a *acker) drainAndFlush(batch []ackRequest) {
-	for {
-		select {
-		case r := <-a.in:
-			batch = append(batch, r)
-		default:
-			a.flush(batch)
-			return
-		}
+		clear(batch)
 	}
 }
 

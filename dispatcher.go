@@ -16,8 +16,15 @@ func (s *subscription) dispatchLoop() {
 	var (
 		giveBack  <-chan time.Time
 		stallTime *time.Timer
+		// armed tells whether stallTime runs. It is started for the first
+		// offer that waits and left running across later ones; when it
+		// fires, the offer then waiting is checked and the timer started
+		// again for what it has left. So handing out costs no timer
+		// operation per message.
+		armed bool
 	)
-	if after := s.giveBackAfter(); after > 0 {
+	after := s.giveBackAfter()
+	if after > 0 {
 		stallTime = time.NewTimer(after)
 		stallTime.Stop()
 		defer stallTime.Stop()
@@ -29,10 +36,14 @@ func (s *subscription) dispatchLoop() {
 		case d = <-s.redeliver:
 		default:
 			select {
-			case d = <-s.redeliver:
 			case d = <-s.queue:
-			case <-s.stopReading:
-				return
+			default:
+				select {
+				case d = <-s.redeliver:
+				case d = <-s.queue:
+				case <-s.stopReading:
+					return
+				}
 			}
 		}
 		select {
@@ -42,22 +53,31 @@ func (s *subscription) dispatchLoop() {
 		default:
 		}
 		offered := time.Now()
-		if stallTime != nil {
-			stallTime.Reset(s.giveBackAfter())
+		if stallTime != nil && !armed {
+			stallTime.Reset(after)
+			armed = true
 		}
-		select {
-		case s.out <- d.msg:
-			if stallTime != nil {
-				stallTime.Stop()
+	offer:
+		for {
+			select {
+			case s.out <- d.msg:
+				s.handOut(d, time.Since(offered))
+				break offer
+			case <-giveBack:
+				armed = false
+				if waited := time.Since(offered); waited < after {
+					stallTime.Reset(after - waited)
+					armed = true
+					continue
+				}
+				s.ahead.stalled(time.Since(offered))
+				s.stalled.Store(true)
+				s.giveBackQueued(d)
+				break offer
+			case <-s.stopReading:
+				d.cancel()
+				return
 			}
-			s.handOut(d, time.Since(offered))
-		case <-giveBack:
-			s.ahead.stalled(time.Since(offered))
-			s.stalled.Store(true)
-			s.giveBackQueued(d)
-		case <-s.stopReading:
-			d.cancel()
-			return
 		}
 	}
 }
@@ -79,8 +99,12 @@ func (s *subscription) handOut(d *delivery, waited time.Duration) {
 	s.handedOut.Add(1)
 	s.handedOutCount.Add(1)
 	s.ahead.taken(waited)
-	s.stalled.Store(false)
-	go s.awaitOutcome(d)
+	if s.stalled.Load() {
+		// Checked first: a store per message would bounce the flag's cache
+		// line between cores for nothing.
+		s.stalled.Store(false)
+	}
+	s.watch(d)
 }
 
 // giveBackQueued gives held, which no handler took, and every entry queued
@@ -101,41 +125,5 @@ func (s *subscription) giveBackQueued(held *delivery) {
 		}
 		d.cancel()
 		entries = append(entries, d.entry)
-	}
-}
-
-func (s *subscription) awaitOutcome(d *delivery) {
-	defer s.handedOut.Done()
-	defer s.handedOutCount.Add(-1)
-	defer func() {
-		if s.closing.Load() {
-			select {
-			case s.settled <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	select {
-	case <-d.msg.Acked():
-		d.cancel()
-		s.settle(d.entry)
-	case <-d.msg.Nacked():
-		d.cancel()
-		if d.entry.settled.Load() {
-			// Already requeued or poisoned in Redis: nothing to redeliver.
-			s.settle(d.entry)
-			return
-		}
-		d.entry.out.Store(false)
-		if sleep := s.config().NackResendSleep; sleep > 0 && !s.sleep(sleep) {
-			return
-		}
-		if s.stoppedReading() {
-			return
-		}
-		s.ahead.added(1)
-		s.redeliver <- s.newDelivery(d.entry, d.msg.Copy())
-	case <-s.stopAll:
-		d.cancel()
 	}
 }

@@ -275,17 +275,21 @@ func (s *subscription) accept(stream string, entry redis.XMessage) {
 }
 
 func (s *subscription) newDelivery(pe *pendingEntry, msg *message.Message) *delivery {
-	d := &Delivery{
-		Topic:         s.topic,
-		Stream:        pe.stream,
-		EntryID:       pe.id,
-		ConsumerGroup: s.group,
-		Consumer:      s.config().Consumer,
-		entry:         pe,
-		settler:       s.settler,
-		msg:           msg,
+	d := &delivery{
+		info: Delivery{
+			Topic:         s.topic,
+			Stream:        pe.stream,
+			EntryID:       pe.id,
+			ConsumerGroup: s.group,
+			Consumer:      s.config().Consumer,
+			entry:         pe,
+			settler:       s.settler,
+			msg:           msg,
+		},
+		entry: pe,
+		msg:   msg,
 	}
-	ctx, cancel := context.WithCancel(context.WithValue(s.messageBase, deliveryContextKey{}, d))
-	msg.SetContext(ctx)
-	return &delivery{entry: pe, msg: msg, cancel: cancel}
+	d.Context, d.cancel = context.WithCancel(s.messageBase)
+	msg.SetContext(d)
+	return d
 }

@@ -65,9 +65,10 @@ type subscription struct {
 	reading     sync.WaitGroup
 	dispatching sync.WaitGroup
 	// handedOut counts messages out with handlers (also in handedOutCount,
-	// which can be read).
+	// which can be read) and the outcome watcher's goroutine while it runs.
 	handedOut      sync.WaitGroup
 	handedOutCount atomic.Int64
+	outcomes       *outcomeWatcher
 	// closing is set once the channel closed; settled then receives a
 	// signal whenever a handed-out message is acked or nacked.
 	closing atomic.Bool
@@ -90,13 +91,6 @@ type subscription struct {
 	trimmedAway trimmedAwayLog
 }
 
-// delivery is one handing-out of a pending entry as a message.
-type delivery struct {
-	entry  *pendingEntry
-	msg    *message.Message
-	cancel context.CancelFunc
-}
-
 // newSubscription creates the subscription of topic; wakeups is the
 // Subscriber's wake-up listener its delayed-message movers register with.
 func newSubscription(ctx context.Context, c *SubscriberConfig, logger watermill.LoggerAdapter, wakeups *wakeupListener, topic string) *subscription {
@@ -112,6 +106,7 @@ func newSubscription(ctx context.Context, c *SubscriberConfig, logger watermill.
 		queue:          make(chan *delivery, c.MaxInFlight),
 		redeliver:      make(chan *delivery, c.MaxInFlight),
 		ahead:          newReadAhead(c.ReadAhead),
+		outcomes:       newOutcomeWatcher(),
 		reader:         newReaderConn(c.Client, topic),
 		settled:        make(chan struct{}, 1),
 		stopReading:    make(chan struct{}),

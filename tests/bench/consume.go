@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,11 @@ func (b *bench) consumeWorkload(ctx context.Context) (workloadReport, *commandsR
 			}
 			r, cmds := b.consumeBounded(ctx, s, b.topic(wConsume, s.name, fmt.Sprint(run)), b.cfg.n, true)
 			b.progress("consume: %s run %d: %s", s.name, run+1, r.summary())
+			if limit.ProcessCPUPerMsgUs > 0 && r.ProcessCPUPerMsgUs > 0 {
+				// The rate's share of the limit measured in CPU instead of
+				// time: steadier when other work shares the machine.
+				b.progress("consume: %s run %d: the Router limit's CPU per msg is %.2f of this side's", s.name, run+1, limit.ProcessCPUPerMsgUs/r.ProcessCPUPerMsgUs)
+			}
 			if cmds != nil {
 				b.progress("consume: %s run %d: %s", s.name, run+1, cmds.summary())
 			}
@@ -107,12 +113,21 @@ func (b *bench) consumeRun(ctx context.Context, s *side, topic string, n int, me
 	runDone := make(chan error, 1)
 	cpuBefore := b.sampleCPU(ctx)
 	start := time.Now()
-	go func() { runDone <- router.Run(context.Background()) }()
+	go func() {
+		// Every goroutine the router and the subscriber start inherits the
+		// label, so a -cpuprofile splits by side (pprof -tagfocus side=redrive).
+		pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("side", s.name)))
+		runDone <- router.Run(context.Background())
+	}()
 	var r sideRun
 	select {
 	case <-done:
 		r = newSideRun(n, n, time.Since(start))
-		r.setCPU(cpuBefore, b.sampleCPU(ctx))
+		cpuAfter := b.sampleCPU(ctx)
+		r.setCPU(cpuBefore, cpuAfter)
+		if measure {
+			b.progress("consume: %s: %s", s.name, gcSummary(cpuBefore, cpuAfter, n))
+		}
 	case <-ctx.Done():
 		r = newSideRun(n, int(handled.Load()), time.Since(start))
 		r.TimedOut = true

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"runtime/metrics"
 	"strconv"
 	"syscall"
 	"time"
@@ -17,14 +19,14 @@ type cpuSample struct {
 	process  time.Duration
 	server   time.Duration
 	serverOK bool
+	// gcCycles and gcCPU are this process's garbage collections so far and
+	// the CPU time they took (runtime/metrics' estimate).
+	gcCycles uint64
+	gcCPU    time.Duration
 }
 
 func (b *bench) sampleCPU(ctx context.Context) cpuSample {
-	var s cpuSample
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.process = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	s := sampleProcessCPU()
 	if info, err := b.setup.Info(ctx, "cpu").Result(); err == nil {
 		user, err1 := strconv.ParseFloat(redisinfo.Field(info, "used_cpu_user"), 64)
 		sys, err2 := strconv.ParseFloat(redisinfo.Field(info, "used_cpu_sys"), 64)
@@ -34,6 +36,34 @@ func (b *bench) sampleCPU(ctx context.Context) cpuSample {
 		}
 	}
 	return s
+}
+
+// sampleProcessCPU samples this process only.
+func sampleProcessCPU() cpuSample {
+	var s cpuSample
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.process = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	gc := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(gc)
+	if gc[0].Value.Kind() == metrics.KindUint64 {
+		s.gcCycles = gc[0].Value.Uint64()
+	}
+	if gc[1].Value.Kind() == metrics.KindFloat64 {
+		s.gcCPU = time.Duration(gc[1].Value.Float64() * float64(time.Second))
+	}
+	return s
+}
+
+// gcSummary says how much garbage collection n messages cost between two
+// samples: with little live heap, allocation volume sets how often it runs.
+func gcSummary(before, after cpuSample, n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("GC: %d cycles, %.1f µs CPU per msg (in the process figure)",
+		after.gcCycles-before.gcCycles, float64(after.gcCPU-before.gcCPU)/float64(time.Microsecond)/float64(n))
 }
 
 // setCPU records on r the CPU microseconds per message between two samples.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,12 +72,17 @@ func routerLimitRun(n int) sideRun {
 		}
 		return nil
 	})
+	cpuBefore := sampleProcessCPU()
 	start := time.Now()
-	go func() { _ = router.Run(context.Background()) }()
+	go func() {
+		pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("side", sideRouterLimit)))
+		_ = router.Run(context.Background())
+	}()
 	var r sideRun
 	select {
 	case <-done:
 		r = newSideRun(n, n, time.Since(start))
+		r.setCPU(cpuBefore, sampleProcessCPU())
 	case <-time.After(time.Minute):
 		r = newSideRun(n, int(handled.Load()), time.Since(start))
 		r.TimedOut = true
