@@ -109,7 +109,7 @@ func (c *claimer) Start(ctx context.Context) error {
 	// wake-up), so they wait for no ClaimInterval.
 	var claimWakeups *passTrigger
 	if c.config.Topic != "" {
-		claimWakeups = &passTrigger{registry: processClaimWakeups, key: claimWakeupKey(c.config.Topic, c.config.Group)}
+		claimWakeups = &passTrigger{registry: processClaimWakeups, key: claimWakeupKey(KeysFor(c.config.Topic).wakeupChannel(), c.config.Group)}
 	}
 	startPeriodicFrom(ctx, &c.Base, c.config.StartAfter, claimWakeups, 0, c.config.ClaimInterval, c.config.Logger,
 		"Claiming idle pending entries failed", c.claimOnce,

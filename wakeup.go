@@ -92,10 +92,10 @@ func claimWakeupPayload(group string) string { return claimWakeupPrefix + group 
 // once. The registry's keys are "<wake-up channel> <group>".
 var processClaimWakeups = &wakeupRegistry{listeners: map[string]map[chan time.Time]struct{}{}}
 
-// claimWakeupKey is the key of the claimers of group on topic in
-// processClaimWakeups.
-func claimWakeupKey(topic, group string) string {
-	return KeysFor(topic).wakeupChannel() + " " + group
+// claimWakeupKey is the key in processClaimWakeups of the claimers of group
+// on the topic whose wake-up channel is channel.
+func claimWakeupKey(channel, group string) string {
+	return channel + " " + group
 }
 
 // wakeupPayload is a wake-up message: the due time (Unix milliseconds) and

@@ -191,7 +191,7 @@ func (l *wakeupListener) run(ps *redis.PubSub) {
 			}
 		case *redis.Message:
 			if group, isClaim := strings.CutPrefix(m.Payload, claimWakeupPrefix); isClaim {
-				processClaimWakeups.notify(m.Channel+" "+group, time.Now())
+				processClaimWakeups.notify(claimWakeupKey(m.Channel, group), time.Now())
 				l.TestSignals.Woken.Signal(m.Payload)
 			} else if key, due, ok := parseWakeupPayload(m.Payload); ok {
 				processWakeups.notify(key, due)
