@@ -40,6 +40,22 @@ func blockedReads(t *testing.T, admin *redis.Client) int {
 	return n
 }
 
+// closeWithinWait closes sub and fails the test unless Close returns within
+// waitTimeout, far less than the read it cuts would block.
+func closeWithinWait(t *testing.T, sub *redrive.Subscriber) {
+	t.Helper()
+	closed := make(chan struct{})
+	go func() {
+		_ = sub.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(waitTimeout):
+		t.Fatalf("Close did not return within %s of a read blocked for %s", waitTimeout, idleLongBlock)
+	}
+}
+
 // Close ends a subscription whose reader is blocked in a read of an hour:
 // the read runs on the subscription's own connection, which Close closes.
 // The caller's client is not closed, and none of its pool's connections
@@ -61,16 +77,7 @@ func TestCloseEndsALongBlockingRead(t *testing.T) {
 				return stats.TotalConns == stats.IdleConns
 			}, "no connection of the caller's pool in use while the reader blocks")
 
-			closed := make(chan struct{})
-			go func() {
-				_ = sub.Close()
-				close(closed)
-			}()
-			select {
-			case <-closed:
-			case <-time.After(waitTimeout):
-				t.Fatalf("Close did not return within %s of a read blocked for %s", waitTimeout, idleLongBlock)
-			}
+			closeWithinWait(t, sub)
 			select {
 			case _, open := <-msgs:
 				if open {
@@ -191,14 +198,5 @@ func TestSentinelClientReadsOnItsOwnConnection(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("the message did not arrive")
 	}
-	closed := make(chan struct{})
-	go func() {
-		_ = sub.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(waitTimeout):
-		t.Fatalf("Close did not return within %s of a read blocked for %s", waitTimeout, idleLongBlock)
-	}
+	closeWithinWait(t, sub)
 }
