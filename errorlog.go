@@ -1,6 +1,7 @@
 package redrive
 
 import (
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -36,4 +37,26 @@ func (l *errorLog) succeeded() {
 		l.logger.Info(l.msg+": recovered", watermill.LogFields{"failures": l.failures})
 		l.failures = 0
 	}
+}
+
+// syncErrorLog is an errorLog for many goroutines.
+type syncErrorLog struct {
+	mu  sync.Mutex
+	log *errorLog
+}
+
+func newSyncErrorLog(logger watermill.LoggerAdapter, msg string) *syncErrorLog {
+	return &syncErrorLog{log: newErrorLog(logger, msg)}
+}
+
+func (l *syncErrorLog) failed(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.log.failed(err)
+}
+
+func (l *syncErrorLog) succeeded() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.log.succeeded()
 }

@@ -266,25 +266,3 @@ func announceWakeup(ctx context.Context, client redis.Cmdable, topic, delayedKey
 func announceClaim(ctx context.Context, client redis.Cmdable, topic, group string) *redis.IntCmd {
 	return client.Publish(ctx, KeysFor(topic).wakeupChannel(), claimWakeupPayload(group))
 }
-
-// syncErrorLog is an errorLog for many goroutines.
-type syncErrorLog struct {
-	mu  sync.Mutex
-	log *errorLog
-}
-
-func newSyncErrorLog(logger watermill.LoggerAdapter, msg string) *syncErrorLog {
-	return &syncErrorLog{log: newErrorLog(logger, msg)}
-}
-
-func (l *syncErrorLog) failed(err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.log.failed(err)
-}
-
-func (l *syncErrorLog) succeeded() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.log.succeeded()
-}
